@@ -1,0 +1,69 @@
+"""The console script end to end: prepare on tiny-qwen2, a fast clear failure for an unreachable hub id, a batch
+failure that names its cell, and a run killed mid-notebook that reruns cleanly."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+from r1_interp.models import hub_reachable
+from r1_interp.runner import make_notebook
+from conftest import r1_interp_cmd
+
+def run_cli(*args, timeout=600, **kw):
+    return subprocess.run(r1_interp_cmd() + list(args), capture_output=True, text=True, timeout=timeout, **kw)
+
+def test_prepare_tiny_qwen2(tmp_path):
+    r = run_cli("prepare", "--preset", "tiny", "--model", "tiny-qwen2", "--outputs", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    out = tmp_path/"prepare"
+    assert {p.name for p in out.iterdir()} == {"tiny-qwen2.ipynb", "tiny-qwen2.html", "tiny-qwen2.run.json"}
+    assert json.loads((out/"tiny-qwen2.run.json").read_text())["status"] == "ok"
+    meta = json.loads((tmp_path/"data"/"tiny-qwen2"/"corpus"/"meta.json").read_text())
+    assert meta["n_chunks"] == 16384 // 64 and meta["n_eval"] > 0
+    html = (out/"tiny-qwen2.html").read_text()
+    assert "think_single_token" in html and "n_chunks" in html and "data:image/png;base64" in html
+    again = run_cli("prepare", "--preset", "tiny", "--outputs", str(tmp_path))
+    assert again.returncode == 0 and "skipped" in again.stdout
+
+@pytest.mark.skipif(hub_reachable(), reason="the hub is reachable from here: the offline failure cannot be shown")
+def test_unreachable_hub_id_fails_fast_and_clearly(tmp_path):
+    r = run_cli("prepare", "--preset", "tiny", "--model", "no-such-org/no-such-model", "--outputs", str(tmp_path), timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: model 'no-such-org/no-such-model' is not a local folder")
+    assert "--model DIR" in r.stderr
+    assert not any(tmp_path.iterdir()), "nothing may be written"
+
+def _fake_project(tmp_path, cells, params="x = 1"):
+    (tmp_path/"nbs"/"pipelines").mkdir(parents=True)
+    make_notebook(cells, tmp_path/"nbs"/"pipelines"/"prepare.ipynb", parameters=params)
+    (tmp_path/"params"/"p").mkdir(parents=True)
+    (tmp_path/"params"/"p"/"prepare.yaml").write_text("model: tiny-qwen2\n")
+    return tmp_path
+
+def test_failing_notebook_exits_nonzero_naming_cell(tmp_path):
+    proj = _fake_project(tmp_path, ["y = 2", "raise RuntimeError('phase broke here')"])
+    r = run_cli("run", "--root", str(proj), "--preset", "p")
+    assert r.returncode == 1
+    line = [l for l in r.stderr.splitlines() if l.startswith("FAILED")][0]
+    assert "prepare/tiny-qwen2.ipynb: cell 3: RuntimeError: phase broke here" in line
+    rec = json.loads((proj/"outputs"/"p"/"prepare"/"tiny-qwen2.run.json").read_text())
+    assert rec["status"] == "failed" and rec["cell"] == 3
+    assert (proj/"outputs"/"p"/"prepare"/"tiny-qwen2.failed.ipynb").exists()
+    assert not (proj/"outputs"/"p"/"prepare"/"tiny-qwen2.ipynb").exists()
+
+def test_killed_run_is_not_complete_and_reruns(tmp_path):
+    flag = tmp_path/"started"
+    proj = _fake_project(tmp_path, [f"import pathlib, time\npathlib.Path({str(flag)!r}).write_text('x')\ntime.sleep(float(__import__('os').environ.get('R1_TEST_SLEEP', '0')))", "print('finished')"])
+    env = dict(os.environ, R1_TEST_SLEEP="600")
+    p = subprocess.Popen(r1_interp_cmd() + ["run", "--root", str(proj), "--preset", "p"], env=env, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not flag.exists():
+        assert p.poll() is None and time.monotonic() < deadline, "the notebook never started"
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    out = proj/"outputs"/"p"/"prepare"
+    assert not (out/"tiny-qwen2.ipynb").exists() and not (out/"tiny-qwen2.html").exists()
+    assert json.loads((out/"tiny-qwen2.run.json").read_text())["status"] == "running"
+    r = run_cli("run", "--root", str(proj), "--preset", "p")
+    assert r.returncode == 0 and "ok:" in r.stdout, r.stderr
+    assert (out/"tiny-qwen2.ipynb").exists() and json.loads((out/"tiny-qwen2.run.json").read_text())["status"] == "ok"
+    assert not [f for f in out.iterdir() if ".tmp." in f.name], "the rerun clears the killed run's temporaries"
