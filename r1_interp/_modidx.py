@@ -51,6 +51,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'r1_interp.corpus._champ_json': ('corpus.html#_champ_json', 'r1_interp/corpus.py'),
                                   'r1_interp.corpus._file_documents': ('corpus.html#_file_documents', 'r1_interp/corpus.py'),
                                   'r1_interp.corpus._hub_documents': ('corpus.html#_hub_documents', 'r1_interp/corpus.py'),
+                                  'r1_interp.corpus._interleave': ('corpus.html#_interleave', 'r1_interp/corpus.py'),
                                   'r1_interp.corpus.corpus_stats': ('corpus.html#corpus_stats', 'r1_interp/corpus.py'),
                                   'r1_interp.corpus.demo_documents': ('corpus.html#demo_documents', 'r1_interp/corpus.py'),
                                   'r1_interp.corpus.documents': ('corpus.html#documents', 'r1_interp/corpus.py'),
