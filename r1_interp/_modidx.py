@@ -188,6 +188,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'r1_interp.nulls.NullModelError': ('nulls.html#nullmodelerror', 'r1_interp/nulls.py'),
                                  'r1_interp.nulls._advance': ('nulls.html#_advance', 'r1_interp/nulls.py'),
                                  'r1_interp.nulls._prepare': ('nulls.html#_prepare', 'r1_interp/nulls.py'),
+                                 'r1_interp.nulls._rand': ('nulls.html#_rand', 'r1_interp/nulls.py'),
+                                 'r1_interp.nulls._randint': ('nulls.html#_randint', 'r1_interp/nulls.py'),
                                  'r1_interp.nulls._randomise': ('nulls.html#_randomise', 'r1_interp/nulls.py'),
                                  'r1_interp.nulls._swap_chain': ('nulls.html#_swap_chain', 'r1_interp/nulls.py'),
                                  'r1_interp.nulls.dag_layers': ('nulls.html#dag_layers', 'r1_interp/nulls.py'),
