@@ -16,6 +16,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m"); ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--tokens", type=int, default=8192); ap.add_argument("--repeats", type=int, default=4)
+    ap.add_argument("--only", choices=["train", "eval"], default=None, help="run one of the two measurements")
     ap.add_argument("--expansion", type=int, default=4); ap.add_argument("--k", type=int, default=32)
     a = ap.parse_args()
     import sparsify
@@ -44,14 +45,23 @@ def main():
         t0 = time.perf_counter()
         train_transcoders(cfg, cdir, work/f"ours{r}", "ours", model=model)
         ours.append(tokens / (time.perf_counter() - t0))
-    for r in range(a.repeats):   # alternate which goes first, so drift in machine load does not favour either
+    for r in range(a.repeats if a.only != "eval" else 0):   # alternate which goes first, so drift in machine load does not favour either
         for f in ((run_bare, run_ours) if r % 2 == 0 else (run_ours, run_bare)): f(r)
+    if a.only != "eval": report_train(a, tokens, bare, ours)
+    if a.only != "train": bench_eval(a, cfg, cdir, corpus, model, ctx, work)
+
+def report_train(a, tokens, bare, ours):
     mb, mo = statistics.median(bare), statistics.median(ours)
     print(f"\ntraining {a.layers} layers of {a.model} (expansion {a.expansion}, k {a.k}), {tokens} tokens per run, checkpoint every 4 steps:")
     print(f"  bare sparsify.Trainer: {['%.0f' % x for x in bare]} tokens/s (median {mb:.0f})")
     print(f"  ours (train_transcoders): {['%.0f' % x for x in ours]} tokens/s (median {mo:.0f})")
     print(f"  ratio ours/bare: {mo/mb:.3f}, overhead {100*(1 - mo/mb):.1f}% (goal under 5%: {'met' if mo/mb >= 0.95 else 'NOT met'})")
 
+
+def bench_eval(a, cfg, cdir, corpus, model, ctx, work):
+    from r1_interp.transcoders import train_transcoders
+    from r1_interp.transcoder_io import load_transcoders
+    from r1_interp.evaluate import evaluate_transcoders
     # the full replacement replaces every MLP: train a quick coder set on all layers (its quality does not matter here)
     all_cfg = cfg.replace(layers=tuple(range(model.config.num_hidden_layers)), tokens_per_layer=8 * ctx * 4)
     coders = load_transcoders(train_transcoders(all_cfg, cdir, work/"all", "all", model=model), d_model=model.config.hidden_size)

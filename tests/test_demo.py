@@ -5,7 +5,7 @@ from conftest import r1_interp_cmd
 from r1_interp.models import smollm2_folder, SMOLLM2_SHA256
 
 def test_demo_preset_runs_end_to_end(tmp_path):
-    r = subprocess.run(r1_interp_cmd() + ["run", "--preset", "demo", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(r1_interp_cmd() + ["run", "--preset", "demo", "--phase", "prepare", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout + r.stderr
     rep = tmp_path/"prepare"/"smollm2-135m.html"
     assert rep.exists() and "LlamaForCausalLM" in rep.read_text()
