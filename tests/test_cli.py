@@ -67,3 +67,10 @@ def test_killed_run_is_not_complete_and_reruns(tmp_path):
     assert r.returncode == 0 and "ok:" in r.stdout, r.stderr
     assert (out/"tiny-qwen2.ipynb").exists() and json.loads((out/"tiny-qwen2.run.json").read_text())["status"] == "ok"
     assert not [f for f in out.iterdir() if ".tmp." in f.name], "the rerun clears the killed run's temporaries"
+
+def test_prepare_model_override_on_the_default_preset(tmp_path):
+    "`r1-interp prepare --model tiny-qwen2` (the demo preset, whose other phases need 30 layers) prepares the tiny model."
+    r = run_cli("prepare", "--model", "tiny-qwen2", "--outputs", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path/"prepare"/"tiny-qwen2.html").exists()
+    assert json.loads((tmp_path/"data"/"tiny-qwen2"/"corpus"/"meta.json").read_text())["ctx_len"] == 128
