@@ -93,8 +93,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'r1_interp.evaluate': { 'r1_interp.evaluate._Replaced': ('evaluate.html#_replaced', 'r1_interp/evaluate.py'),
                                     'r1_interp.evaluate._Replaced.__init__': ('evaluate.html#_replaced.__init__', 'r1_interp/evaluate.py'),
                                     'r1_interp.evaluate._Replaced.forward': ('evaluate.html#_replaced.forward', 'r1_interp/evaluate.py'),
-                                    'r1_interp.evaluate._ce_per_token': ('evaluate.html#_ce_per_token', 'r1_interp/evaluate.py'),
-                                    'r1_interp.evaluate._kl': ('evaluate.html#_kl', 'r1_interp/evaluate.py'),
                                     'r1_interp.evaluate.by_constant': ('evaluate.html#by_constant', 'r1_interp/evaluate.py'),
                                     'r1_interp.evaluate.by_transcoder': ('evaluate.html#by_transcoder', 'r1_interp/evaluate.py'),
                                     'r1_interp.evaluate.by_zero': ('evaluate.html#by_zero', 'r1_interp/evaluate.py'),
