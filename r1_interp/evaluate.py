@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['mlp_module', 'replace_mlps', 'transcode', 'by_transcoder', 'by_zero', 'by_constant', 'evaluate_transcoders']
+__all__ = ['mlp_module', 'replace_mlps', 'transcode', 'by_transcoder', 'by_zero', 'by_constant', 'logit_stats', 'next_token_ce',
+           'to_probabilities', 'evaluate_transcoders']
 
 # %% ../nbs/12_evaluate.ipynb #2b241f1f
 def mlp_module(model, layer:int):
@@ -48,7 +49,48 @@ def by_transcoder(coder): return lambda x: transcode(coder, x)
 def by_zero(x): return torch.zeros_like(x)
 def by_constant(v): return lambda x: v.to(x.dtype).expand_as(x)
 
+# %% ../nbs/12_evaluate.ipynb #6149a1ae
+def _rows(z): return z.reshape(-1, z.shape[-1])
+
+def logit_stats(logits, p_clean=None, chunk:int=64):
+    "Per position, from raw `logits` (..., V), in row chunks (no full-size temporaries): log-partition, argmax and, given clean probabilities `p_clean` (rows x V), the dot product `p_clean . logits`."
+    z = _rows(logits); n = len(z)
+    lse, top = torch.empty(n, device=z.device), torch.empty(n, dtype=torch.long, device=z.device)
+    dot = torch.empty(n, device=z.device) if p_clean is not None else None
+    for i in range(0, n, chunk):
+        zc = z[i:i+chunk].float()
+        lse[i:i+chunk] = torch.logsumexp(zc, -1); top[i:i+chunk] = zc.argmax(-1)
+        if dot is not None: dot[i:i+chunk] = torch.bmm(p_clean[i:i+chunk, None, :], zc[:, :, None]).flatten()
+    return lse, top, dot
+
+def next_token_ce(logits, lse, ids) -> float:
+    "Summed next-token cross-entropy over every position but the last, from raw logits and their log-partition."
+    B, T = ids.shape
+    target = logits.reshape(B, T, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1).float()
+    return float((lse.reshape(B, T)[:, :-1] - target).sum())
+
+def to_probabilities(logits, lse, chunk:int=64):
+    "(probabilities rows x V, negative entropy per row), overwriting `logits` when it is float32 (it is not needed after)."
+    z = _rows(logits)
+    if z.dtype != torch.float32: z = z.float()
+    neg_entropy = torch.empty(len(z), device=z.device)
+    for i in range(0, len(z), chunk):
+        lp = z[i:i+chunk].sub_(lse[i:i+chunk, None])            # log-probabilities, in place
+        neg_entropy[i:i+chunk] = torch.bmm(lp.exp()[:, None, :], lp[:, :, None]).flatten()
+        lp.exp_()                                                # probabilities, in place
+    return z, neg_entropy
+
 # %% ../nbs/12_evaluate.ipynb #b5587e45
+def _mlp_output_means(model, layers, batches, dev):
+    "Mean output of each MLP in `layers` over `batches` (one pass through the decoder layers, no unembedding)."
+    sums, n = {l: 0.0 for l in layers}, 0
+    hs = [mlp_module(model, l).register_forward_hook(lambda m, a, o, l=l: sums.__setitem__(l, sums[l] + o.reshape(-1, o.shape[-1]).float().sum(0))) for l in layers]
+    try:
+        for ids in batches: model.base_model(ids.to(dev)); n += ids.numel()
+    finally:
+        for h in hs: h.remove()
+    return {l: sums[l] / max(n, 1) for l in layers}
+
 @torch.no_grad()
 def evaluate_transcoders(model, coders:dict, batches, baselines:bool=True, full_replacement:bool=True, return_counts:bool=False,
                          per_layer_splices:bool=True):
@@ -57,60 +99,61 @@ def evaluate_transcoders(model, coders:dict, batches, baselines:bool=True, full_
     batches = list(batches)
     layers = sorted(coders)
     dev = next(model.parameters()).device
-    # pass 1: clean CE, MLP output means (for mean-ablation) and reconstruction statistics
+    # mean-ablation needs every MLP's mean output before any splice: one pass without the unembedding
+    means = _mlp_output_means(model, layers, batches, dev) if baselines else {}
+    splices = {}                                   # name -> replacements; every batch runs each once
+    for l in layers if per_layer_splices else []:
+        splices[("tc", l)] = {l: by_transcoder(coders[l])}
+        if baselines: splices[("zero", l)], splices[("mean", l)] = {l: by_zero}, {l: by_constant(means[l])}
+    if full_replacement:
+        splices["full"] = {l: by_transcoder(coders[l]) for l in layers}
+        if baselines: splices["full_mean"] = {l: by_constant(means[l]) for l in layers}
+    acc = {k: dict(ce=0.0, kl=0.0, agree=0.0) for k in splices}
     stats = {l: dict(sse=0.0, sse_skip=0.0, sum_y=0.0, sum_y2=0.0, n=0, l0=0.0, fired=None) for l in layers}
-    clean_ce, n_tok, n_pos, clean_lp = 0.0, 0, 0, []
+    clean_ce, n_tok, n_pos = 0.0, 0, 0
+    # batch by batch: the clean forward, then every splice against it (memory: one batch's logits, whatever the eval size)
     for ids in batches:
         ids = ids.to(dev); io = {}
-        hs = [mlp_module(model, l).register_forward_hook(lambda m, a, o, l=l: io.__setitem__(l, (a[0], o))) for l in layers]
+        hs = [mlp_module(model, l).register_forward_hook(lambda m, a, o, l=l: io.__setitem__(l, (a[0], o))) for l in layers] if per_layer_splices else []
         try: logits = model(ids).logits
         finally:
             for h in hs: h.remove()
-        lp = logits.float().log_softmax(-1)   # every position: KL and top-1 use all of them, CE all but the last
-        clean_ce += float(-lp[:, :-1].gather(-1, ids[:, 1:, None]).sum()); n_tok += ids[:, 1:].numel(); n_pos += ids.numel()
-        p = lp.exp().flatten()
-        # kept for every splice below (one clean forward per batch): KL(clean||x) = sum p*lp_clean - p . lp_x
-        clean_lp.append((p, float(p @ lp.flatten()), lp.argmax(-1)))
-        for l in layers:
+        lse, top_clean, _ = logit_stats(logits)
+        clean_ce += next_token_ce(logits, lse, ids); n_tok += ids[:, 1:].numel(); n_pos += ids.numel()
+        p_clean, neg_entropy = to_probabilities(logits, lse)
+        for l in io:
             x, y = (t.reshape(-1, t.shape[-1]).float() for t in io[l]); c = coders[l]; s = stats[l]
-            s["sum_y"] = s["sum_y"] + y.sum(0); s["n"] += len(y)   # MLP output means, for mean-ablation
-            if not per_layer_splices: continue                     # full replacement only: no reconstruction statistics
             out = c(x.to(c.dtype))
+            s["sum_y"] = s["sum_y"] + y.sum(0); s["n"] += len(y); s["sum_y2"] += float(y.pow(2).sum())
             s["sse"] += float((y - out.sae_out.float()).pow(2).sum())
             skip = x @ c.W_skip.float().T + c.b_dec.float() if c.W_skip is not None else c.b_dec.float().expand_as(y)
             s["sse_skip"] += float((y - skip).pow(2).sum())
-            s["sum_y2"] += float(y.pow(2).sum())
-            s["l0"] += float((out.latent_acts > 0).sum()); 
+            s["l0"] += float((out.latent_acts > 0).sum())
             cnt = torch.bincount(out.latent_indices[out.latent_acts > 0].flatten(), minlength=c.num_latents)
             s["fired"] = cnt if s["fired"] is None else s["fired"] + cnt
+        del io
+        for k, repl in splices.items():
+            with replace_mlps(model, repl): lg = model(ids).logits
+            lse_x, top_x, dot = logit_stats(lg, p_clean)
+            a = acc[k]
+            a["ce"] += next_token_ce(lg, lse_x, ids)
+            a["kl"] += float((neg_entropy - dot + lse_x).sum())       # KL(clean || spliced) = sum p (log p - z + lse)
+            a["agree"] += float((top_clean == top_x).sum())
     clean_ce /= n_tok
-    means = {l: stats[l]["sum_y"] / max(stats[l]["n"], 1) for l in layers}
-    # pass 2: spliced forwards
-    def run(replacements):
-        ce = kl = agree = 0.0
-        for ids, (p_clean, neg_entropy, top_clean) in zip(batches, clean_lp):
-            ids = ids.to(dev)
-            with replace_mlps(model, replacements): lg = model(ids).logits
-            lp = lg.float().log_softmax(-1)
-            ce += float(-lp[:, :-1].gather(-1, ids[:, 1:, None]).sum())
-            kl += neg_entropy - float(p_clean @ lp.flatten())
-            agree += float((top_clean == lp.argmax(-1)).sum())
-        return ce / n_tok - clean_ce, kl / n_pos, agree / n_pos
+    res = {k: (a["ce"] / n_tok - clean_ce, a["kl"] / n_pos, a["agree"] / n_pos) for k, a in acc.items()}
     rows = []
     for l in layers if per_layer_splices else []:
         s = stats[l]; sst = s["sum_y2"] - float(s["sum_y"].pow(2).sum()) / s["n"]
-        d_ce, kl, _ = run({l: by_transcoder(coders[l])}) if per_layer_splices else (math.nan, math.nan, None)
+        d_ce, kl, _ = res[("tc", l)]
         row = dict(layer=l, fvu=s["sse"] / sst, fvu_skip_only=s["sse_skip"] / sst, fvu_zero=s["sum_y2"] / sst, l0=s["l0"] / s["n"],
                    dead_eval=float((s["fired"] == 0).float().mean()), ce_increase=d_ce, kl=kl)
-        if baselines and per_layer_splices:
-            row["ce_increase_zero_ablation"] = run({l: by_zero})[0]
-            row["ce_increase_mean_ablation"] = run({l: by_constant(means[l])})[0]
+        if baselines: row["ce_increase_zero_ablation"], row["ce_increase_mean_ablation"] = res[("zero", l)][0], res[("mean", l)][0]
         rows.append(row)
     table = pd.DataFrame(rows).set_index("layer") if rows else pd.DataFrame()
     full = dict(clean_ce=clean_ce, tokens=n_tok)
     if full_replacement:
-        d_ce, kl, agree = run({l: by_transcoder(coders[l]) for l in layers})
+        d_ce, kl, agree = res["full"]
         full.update(ce_increase=d_ce, kl=kl, top1_agreement=agree, layers=len(layers))
-        if baselines: full["ce_increase_mean_ablation_all"] = run({l: by_constant(means[l]) for l in layers})[0]
+        if baselines: full["ce_increase_mean_ablation_all"] = res["full_mean"][0]
     if return_counts: return table, full, {l: stats[l]["fired"].cpu().numpy() for l in layers}
     return table, full
