@@ -23,6 +23,7 @@ def _parser():
         s.add_argument("--model", default=None, help="override the preset's model (registry name, hub id or folder)")
         s.add_argument("--corpus", default=None, help="override the corpus ('demo', a local file/folder, or hf:NAME)")
         s.add_argument("--max-tokens", type=int, default=None, dest="max_tokens", help="override the corpus size in tokens")
+        s.add_argument("--all-prompts", action="store_const", const=True, default=None, dest="all_prompts", help="graphs for all 24 benchmark prompts, not the preset's per-category sample")
     common(sub.add_parser("prepare", help="load/convert the model, check its tokenizer, tokenise the corpus"))
     r = sub.add_parser("run", help="run the preset's phases in order")
     common(r)
@@ -49,6 +50,10 @@ def _parser():
     f.add_argument("sources", nargs="+", help="URLs or slugs, e.g. capital-state-dallas")
     f.add_argument("--dest", default="data/reference", help="folder to write to (default: data/reference)")
     f.add_argument("--base-url", default=None, dest="base_url", help="where slugs are looked up")
+    c = gsub.add_parser("check", help="health check: node counts, weight range, error share, scores, verdict; exit 1 if any graph is not ok")
+    c.add_argument("paths", nargs="+", help="graph JSON files or folders of them")
+    c.add_argument("--max-weight", type=float, default=1e4, dest="max_weight", help="|edge weight| above this is degenerate (default 1e4)")
+    c.add_argument("--json", action="store_true", help="one JSON object per graph per line")
     return p
 
 def _motifs(a) -> int:
@@ -97,8 +102,17 @@ def _train(a) -> int:
     if not code and not a.dry_run: print(f"done; `r1-interp run --preset {a.preset} --phase train --phase summary` evaluates and reports")
     return code
 
+def _graph_check(a) -> int:
+    import json, dataclasses
+    from r1_interp.graph_check import check_graphs
+    checks = check_graphs(a.paths, a.max_weight)
+    for c in checks: print(json.dumps(dict(dataclasses.asdict(c), ok=c.ok)) if a.json else c.line(), flush=True)
+    if not a.json: print(f"{sum(c.ok for c in checks)} of {len(checks)} graphs ok")
+    return 0 if checks and all(c.ok for c in checks) else 1
+
 def _graph(a) -> int:
     from r1_interp.graph_json import fetch_graph, TRANSFORMER_CIRCUITS_GRAPHS
+    if a.graph_command == "check": return _graph_check(a)
     bad = 0
     for s in a.sources:
         try: print(f"wrote {fetch_graph(s, a.dest, base_url=a.base_url or TRANSFORMER_CIRCUITS_GRAPHS)}")
@@ -121,7 +135,7 @@ def main(argv=None) -> int:
         from r1_interp.distributed import PlanError
         try: return _train(a)
         except (PlanError, ConfigError, ModelNotAvailable, PipelineError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    overrides = dict(model=a.model, corpus=a.corpus, max_tokens=a.max_tokens)
+    overrides = dict(model=a.model, corpus=a.corpus, max_tokens=a.max_tokens, all_prompts=a.all_prompts)
     phases = ["prepare"] if a.command == "prepare" else a.phase
     try:
         root = project_root(a.root)

@@ -240,6 +240,13 @@ class GraphConfig(Settings):
     edge_threshold: float = setting(0.98, lo=0.0, hi=1.0)
     offload: str | None = setting(None, choices=("cpu", "disk"))
     max_weight: float = setting(1e4, lo=0.0, doc="health check: |edge weight| above this is degenerate")
+    backend: str = setting("transformerlens", choices=("transformerlens", "nnsight"))
+    all_prompts: bool = setting(False, doc="every benchmark prompt, whatever prompts_per_category says (`--all-prompts`)")
+    def selected_prompts(self, prompts=None) -> list:
+        "The benchmark prompts this config asks for: the first `prompts_per_category` of each chosen category."
+        from r1_interp.prompts import prompts_by_category, BENCHMARK_PROMPTS
+        n = None if self.all_prompts else self.prompts_per_category
+        return [p for c, ps in prompts_by_category(prompts or BENCHMARK_PROMPTS).items() if c in self.categories for p in ps[:n]]
 
 @dataclass(frozen=True)
 class MotifConfig(Settings):

@@ -49,7 +49,7 @@ def by_transcoder(coder): return lambda x: transcode(coder, x)
 def by_zero(x): return torch.zeros_like(x)
 def by_constant(v): return lambda x: v.to(x.dtype).expand_as(x)
 
-# %% ../nbs/12_evaluate.ipynb #6149a1ae
+# %% ../nbs/12_evaluate.ipynb #874240b7
 def _rows(z): return z.reshape(-1, z.shape[-1])
 
 def logit_stats(logits, p_clean=None, chunk:int=64):

@@ -146,12 +146,12 @@ def load_graph(path, weight_threshold:float=0.0, keep_errors:bool=False, top_k_e
 
 # %% ../nbs/40_graph_json.ipynb #2dd36df1
 def graph_files(paths) -> list[Path]:
-    "Expand files and folders (every *.json below them, sorted) into a list of graph files."
+    "Expand files and folders (every *.json below them but viewers' `graph-metadata.json` index, sorted) into a list of graph files."
     out = []
     for p in [paths] if isinstance(paths, (str, Path)) else paths:
         p = Path(p)
         if p.is_dir():
-            found = sorted(p.rglob("*.json"))
+            found = sorted(f for f in p.rglob("*.json") if f.name != "graph-metadata.json")   # a viewer's index, not a graph
             if not found: raise GraphFormatError(f"{p}: no graph files (*.json) in this folder")
             out += found
         else: out.append(p)

@@ -30,8 +30,8 @@ def project_root(start=None) -> Path:
                         "run from a checkout of the repository or pass --root")
 
 # %% ../nbs/08_pipeline.ipynb #3ef45a8f
-PHASES = ("prepare", "sweep", "select", "train", "summary", "compare")   # in pipeline order
-PHASE_PARAMS = dict(prepare="prepare", sweep="sweep", select="sweep", train="train", summary="train", compare="compare")   # params file of each phase
+PHASES = ("prepare", "sweep", "select", "train", "summary", "graphs", "compare")   # in pipeline order
+PHASE_PARAMS = dict(prepare="prepare", sweep="sweep", select="sweep", train="train", summary="train", graphs="graphs", compare="compare")   # params file of each phase
 
 def model_slug(model:str) -> str:
     "A folder name for a model name, hub id or path."
@@ -98,6 +98,8 @@ def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_de
     params = dict(cfg.to_dict(), preset=preset, outputs=str(outputs))
     if phase == "prepare":
         return [Job(notebook_path(root, phase), outputs/"prepare"/f"{model_slug(cfg.model)}.ipynb", params)]
+    if phase == "graphs":
+        return [Job(notebook_path(root, phase), outputs/"graphs"/"graphs.ipynb", params)]
     if phase == "compare":
         return [Job(notebook_path(root, phase), outputs/"compare"/"compare.ipynb", dict(params, root=str(Path(root).resolve())))]
     if phase == "sweep":

@@ -1,5 +1,5 @@
 """Every phase of the tiny preset end to end through the console script: prepare, sweep (4 grid points), select,
-train, summary; then a rerun that skips everything."""
+train, summary, graphs (all 24 benchmark prompts, each health-checked); then a rerun that skips everything."""
 import json, subprocess
 from pathlib import Path
 import yaml
@@ -8,7 +8,7 @@ from conftest import r1_interp_cmd
 def test_tiny_preset_end_to_end(tmp_path):
     r = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path), "--workers", "2"], capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for phase in ("prepare", "sweep", "select", "train", "summary"): assert f"== {phase}:" in r.stdout
+    for phase in ("prepare", "sweep", "select", "train", "summary", "graphs"): assert f"== {phase}:" in r.stdout
     sweep = sorted(p.name for p in (tmp_path/"sweep").glob("e*_k*.html"))
     assert sweep == ["e4_k16.html", "e4_k8.html", "e8_k16.html", "e8_k8.html"]
     win = yaml.safe_load((tmp_path/"sweep"/"winner.yaml").read_text())
@@ -22,6 +22,14 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert sorted(p.name for p in ct.iterdir()) == ["config.yaml", "layer_0.safetensors", "layer_1.safetensors"]
     html = (tmp_path/"train"/"summary.html").read_text()
     assert "CE increase" in html and "data:image/png;base64" in html
+    graphs = sorted((tmp_path/"graphs"/"json").rglob("*.json"))
+    assert len([g for g in graphs if g.name != "graph-metadata.json"]) == 24
+    check = subprocess.run(r1_interp_cmd() + ["graph", "check", str(tmp_path/"graphs"/"json")], capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and "24 of 24 graphs ok" in check.stdout, check.stdout + check.stderr
+    summary = (tmp_path/"graphs"/"summary.csv").read_text()
+    assert summary.count(",ok,") == 24 and "replacement_score" in summary
+    report = (tmp_path/"graphs"/"graphs.html").read_text()
+    assert "replacement" in report and report.count("data:image/png;base64") >= 24
     again = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and again.stdout.count("skipped:") == 8, again.stdout
+    assert again.returncode == 0 and again.stdout.count("skipped:") == 9, again.stdout
     assert "ok:" not in again.stdout, "a rerun repeats nothing"
