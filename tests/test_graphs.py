@@ -1,0 +1,36 @@
+"""Attribution graphs: the two circuit-tracer backends agree on a graph, and the health check tells the shared Claude
+Haiku graph (a real circuit) from the earlier attempt's degenerate R1 graphs, through the console script."""
+import subprocess
+from pathlib import Path
+import pytest, torch
+from conftest import r1_interp_cmd, needs_shared_graphs, HAIKU, DEGENERATE
+
+def test_backends_agree_on_a_graph(tmp_path):
+    from sparsify import SparseCoder, SaeConfig
+    from r1_interp.models import resolve_model_path
+    from r1_interp.transcoder_io import export_circuit_tracer
+    from r1_interp.replacement import load_replacement_model
+    from r1_interp.attribution import prompt_ids, attribute_prompt
+    torch.manual_seed(1)
+    coders = {}
+    for l in range(2):
+        coders[l] = SparseCoder(64, SaeConfig(expansion_factor=4, k=8, transcode=True, skip_connection=True))
+        for p in coders[l].parameters(): torch.nn.init.normal_(p, std=0.1)
+    ct = export_circuit_tracer(coders, tmp_path/"ct", resolve_model_path("tiny-qwen2"))
+    graphs = {}
+    for backend in ("transformerlens", "nnsight"):
+        rm = load_replacement_model("tiny-qwen2", ct, backend=backend)
+        graphs[backend], _ = attribute_prompt(rm, prompt_ids("Fact: the capital of the state containing Dallas is", rm.tokenizer), max_n_logits=5, batch_size=64)
+    tl, nn = graphs["transformerlens"], graphs["nnsight"]
+    assert torch.equal(tl.active_features, nn.active_features) and torch.equal(tl.selected_features, nn.selected_features)
+    assert [t.vocab_idx for t in tl.logit_targets] == [t.vocab_idx for t in nn.logit_targets]
+    scale = tl.adjacency_matrix.abs().max()
+    assert float((tl.adjacency_matrix - nn.adjacency_matrix).abs().max() / scale) < 1e-4
+
+@needs_shared_graphs
+def test_graph_check_cli_on_shared_graphs():
+    ok = subprocess.run(r1_interp_cmd() + ["graph", "check", str(HAIKU)], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok "), ok.stdout + ok.stderr
+    bad = subprocess.run(r1_interp_cmd() + ["graph", "check", str(DEGENERATE)], capture_output=True, text=True, timeout=300)
+    lines = [l for l in bad.stdout.splitlines() if l.startswith(("ok", "DEGENERATE", "INVALID"))]
+    assert bad.returncode == 1 and len(lines) == 2 and all(l.startswith("DEGENERATE") and "no transcoder feature nodes" in l for l in lines), bad.stdout
