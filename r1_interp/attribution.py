@@ -10,7 +10,8 @@ import torch
 
 # %% auto #0
 __all__ = ['prompt_ids', 'attribute_prompt', 'graph_scores', 'save_graph', 'load_saved_graph', 'error_node_id', 'graph_to_json',
-           'write_graph_json', 'generate_graphs', 'write_graph_index']
+           'write_graph_json', 'graph_files_for', 'graph_settings', 'attribute_to_files', 'generate_graphs',
+           'write_graph_index']
 
 # %% ../nbs/31_attribution.ipynb #99662dca
 def prompt_ids(text:str, tokenizer) -> torch.Tensor:
@@ -104,43 +105,58 @@ def _first_token_matches(top:str, expected:str) -> bool:
     t = top.strip().lower()
     return bool(t) and expected.strip().lower().startswith(t)
 
-def generate_graphs(model, tokenizer, prompts, out_dir, max_n_logits:int=10, desired_logit_prob:float=0.95, batch_size:int=256,
-                    max_feature_nodes:int|None=None, offload:str|None=None, node_threshold:float=0.8, edge_threshold:float=0.98,
-                    max_weight:float=1e4, labels:dict|None=None, save_full:bool=True, echo=print) -> "pd.DataFrame":
-    """Attribute every prompt into `out_dir`, check each graph, and return one summary row per prompt (resumable).
-    Layout: `json/<category>/<id>.json` (the graphs, a folder any graph tool can read), `records/<category>/<id>.json`,
-    `full/<category>/<id>.safetensors` (the unpruned graph)."""
-    import pandas as pd
+def graph_files_for(out_dir, category:str, gid:str) -> dict:
+    "Where one graph's files go below `out_dir`: the JSON, its record and the full (unpruned) graph."
+    out_dir = Path(out_dir)
+    return dict(json=out_dir/"json"/category/f"{gid}.json", record=out_dir/"records"/category/f"{gid}.json", full=out_dir/"full"/category/gid)
+
+def graph_settings(max_n_logits:int=10, desired_logit_prob:float=0.95, batch_size:int=256, max_feature_nodes:int|None=None,
+                   offload:str|None=None, node_threshold:float=0.8, edge_threshold:float=0.98, max_weight:float=1e4) -> dict:
+    "The attribution, pruning and health-check settings one graph is made with (a record made with others is redone)."
+    return dict(max_n_logits=max_n_logits, desired_logit_prob=desired_logit_prob, batch_size=batch_size, max_feature_nodes=max_feature_nodes,
+                offload=offload, node_threshold=node_threshold, edge_threshold=edge_threshold, max_weight=max_weight)
+
+def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, settings:dict, labels:dict|None=None, info:dict|None=None,
+                       save_full:bool=True, echo=print) -> dict:
+    "Attribute token `ids`, write the pruned JSON (and the full graph), check it and write its record; a record with the same settings is reused."
     from r1_interp.config import atomic_write_text
     from r1_interp.graph_check import check_graph
-    out_dir = Path(out_dir)
-    settings = dict(max_n_logits=max_n_logits, desired_logit_prob=desired_logit_prob, max_feature_nodes=max_feature_nodes,
-                    node_threshold=node_threshold, edge_threshold=edge_threshold, max_weight=max_weight, labelled=bool(labels))
+    f = graph_files_for(out_dir, category, gid)
+    key = dict(settings, labelled=bool(labels), tokens=[int(t) for t in ids])
+    if f["record"].exists() and f["json"].exists():
+        rec = json.loads(f["record"].read_text())
+        if rec.get("key") == key: echo(f"   {gid}: done before ({rec['verdict']})"); return rec
+    s = settings
+    g, secs = attribute_prompt(model, ids, s["max_n_logits"], s["desired_logit_prob"], s["batch_size"], s["max_feature_nodes"], s["offload"])
+    scores = graph_scores(g)
+    top = g.logit_targets[0].token_str if g.logit_targets else ""
+    meta = dict(info or {}, **scores, graph_id=gid, category=category, seconds=secs, tokens=len(ids),
+                active_features=len(g.active_features), selected_features=len(g.selected_features))
+    write_graph_json(graph_to_json(g, gid, tokenizer, s["node_threshold"], s["edge_threshold"], labels, meta), f["json"])
+    if save_full: save_graph(g, f["full"])
+    chk = check_graph(f["json"], s["max_weight"])
+    rec = dict(info or {}, id=gid, category=category, tokens=len(ids), seconds=round(secs, 3), **scores, active_features=len(g.active_features),
+               selected_features=len(g.selected_features), features=chk.features, nodes=sum(chk.nodes.values()), links=chk.links,
+               error_weight_share=chk.error_weight_share, max_abs_weight=chk.max_abs_weight, verdict=chk.verdict, reasons=chk.reasons,
+               top_token=top, top_prob=float(g.logit_probabilities[0]) if len(g.logit_probabilities) else math.nan,
+               path=str(f["json"]), key=key)
+    atomic_write_text(f["record"], json.dumps(rec, default=float))
+    echo(f"   {gid}: {rec['features']} features, {rec['links']} links, replacement {scores['replacement_score']:.3f}, "
+         f"completeness {scores['completeness_score']:.3f}, {secs:.1f} s, {chk.verdict}")
+    return rec
+
+def generate_graphs(model, tokenizer, prompts, out_dir, labels:dict|None=None, save_full:bool=True, echo=print, **settings) -> "pd.DataFrame":
+    """Attribute every prompt into `out_dir`, check each graph, and return one summary row per prompt (resumable).
+    Layout: `json/<category>/<id>.json` (the graphs, a folder any graph tool can read), `records/<category>/<id>.json`,
+    `full/<category>/<id>.safetensors` (the unpruned graph). `settings`: see `graph_settings`."""
+    import pandas as pd
+    settings = graph_settings(**settings)
     rows = []
     for p in prompts:
-        path, rec_path = out_dir/"json"/p.category/f"{p.id}.json", out_dir/"records"/p.category/f"{p.id}.json"
-        if rec_path.exists() and path.exists():
-            rec = json.loads(rec_path.read_text())
-            if rec.get("settings") == settings: rows.append(rec); echo(f"   {p.id}: done before ({rec['verdict']})"); continue
-        ids = prompt_ids(p.text, tokenizer)
-        g, secs = attribute_prompt(model, ids, max_n_logits, desired_logit_prob, batch_size, max_feature_nodes, offload)
-        scores = graph_scores(g)
-        top = g.logit_targets[0].token_str if g.logit_targets else ""
-        info = dict(scores, prompt_id=p.id, category=p.category, expected=p.expected, seconds=secs, tokens=len(ids),
-                    active_features=len(g.active_features), selected_features=len(g.selected_features))
-        write_graph_json(graph_to_json(g, p.id, tokenizer, node_threshold, edge_threshold, labels, info), path)
-        if save_full: save_graph(g, out_dir/"full"/p.category/p.id)
-        chk = check_graph(path, max_weight)
-        rec = dict(id=p.id, category=p.category, tokens=len(ids), seconds=round(secs, 3), **scores, active_features=len(g.active_features),
-                   selected_features=len(g.selected_features), features=chk.features, nodes=sum(chk.nodes.values()), links=chk.links,
-                   error_weight_share=chk.error_weight_share, max_abs_weight=chk.max_abs_weight, verdict=chk.verdict, reasons=chk.reasons,
-                   top_token=top, top_prob=float(g.logit_probabilities[0]) if len(g.logit_probabilities) else math.nan,
-                   expected=p.expected, first_token_correct=_first_token_matches(top, p.expected), path=str(path), settings=settings)
-        atomic_write_text(rec_path, json.dumps(rec, default=float))
-        echo(f"   {p.id}: {rec['features']} features, {rec['links']} links, replacement {scores['replacement_score']:.3f}, "
-             f"completeness {scores['completeness_score']:.3f}, {secs:.1f} s, {chk.verdict}")
-        rows.append(rec); del g
-    write_graph_index(out_dir/"json")
+        rec = attribute_to_files(model, tokenizer, p.id, p.category, prompt_ids(p.text, tokenizer), out_dir, settings, labels,
+                                 dict(expected=p.expected), save_full, echo)
+        rows.append(dict(rec, first_token_correct=_first_token_matches(rec["top_token"], p.expected)))
+    write_graph_index(Path(out_dir)/"json")
     return pd.DataFrame(rows)
 
 def write_graph_index(folder) -> Path:

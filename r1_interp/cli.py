@@ -54,6 +54,9 @@ def _parser():
     c.add_argument("paths", nargs="+", help="graph JSON files or folders of them")
     c.add_argument("--max-weight", type=float, default=1e4, dest="max_weight", help="|edge weight| above this is degenerate (default 1e4)")
     c.add_argument("--json", action="store_true", help="one JSON object per graph per line")
+    v = sub.add_parser("serve", help="view a folder of graph JSONs in the browser (offline page, served from this machine)")
+    v.add_argument("dir", help="folder of graph JSON files (e.g. outputs/demo/graphs/json)")
+    v.add_argument("--port", type=int, default=8032); v.add_argument("--host", default="127.0.0.1")
     return p
 
 def _motifs(a) -> int:
@@ -131,6 +134,15 @@ def main(argv=None) -> int:
     from r1_interp.pipeline import PipelineError
     if a.command == "motifs": return _motifs(a)
     if a.command == "graph": return _graph(a)
+    if a.command == "serve":
+        from r1_interp.viewer import serve
+        try: server = serve(a.dir, a.port, a.host, background=True)
+        except (OSError, FileNotFoundError) as e: print(f"error: {e}", file=sys.stderr); return 2
+        print(f"serving {Path(a.dir).resolve()} at {server.url} (Ctrl-C to stop)", flush=True)
+        import threading
+        try: threading.Event().wait()
+        except KeyboardInterrupt: pass
+        server.shutdown(); return 0
     if a.command == "train":
         from r1_interp.distributed import PlanError
         try: return _train(a)

@@ -242,11 +242,19 @@ class GraphConfig(Settings):
     max_weight: float = setting(1e4, lo=0.0, doc="health check: |edge weight| above this is degenerate")
     backend: str = setting("transformerlens", choices=("transformerlens", "nnsight"))
     all_prompts: bool = setting(False, doc="every benchmark prompt, whatever prompts_per_category says (`--all-prompts`)")
+    phase_split: bool = setting(True, doc="also generate each reasoning prompt's response and attribute a token of its thinking and of its answer phase")
+    max_new_tokens: int = setting(512, lo=1, doc="bound on the generated response")
+    phase_delimiter: str | None = setting(None, doc="regular expression ending the thinking phase; None: </think> for thinking models, 'Answer:' otherwise")
+    n_interventions: int = setting(5, lo=0, doc="top features per graph checked causally (ablated and doubled)")
     def selected_prompts(self, prompts=None) -> list:
         "The benchmark prompts this config asks for: the first `prompts_per_category` of each chosen category."
         from r1_interp.prompts import prompts_by_category, BENCHMARK_PROMPTS
         n = None if self.all_prompts else self.prompts_per_category
         return [p for c, ps in prompts_by_category(prompts or BENCHMARK_PROMPTS).items() if c in self.categories for p in ps[:n]]
+    def phase_prompts(self, prompts=None) -> list:
+        "The prompts that need reasoning among the chosen categories: the first `prompts_per_category` of each."
+        from r1_interp.prompts import BENCHMARK_PROMPTS
+        return self.selected_prompts([p for p in prompts or BENCHMARK_PROMPTS if p.requires_reasoning])
 
 @dataclass(frozen=True)
 class MotifConfig(Settings):
