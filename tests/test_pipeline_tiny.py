@@ -28,6 +28,10 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert check.returncode == 0 and "24 of 24 graphs ok" in check.stdout, check.stdout + check.stderr
     summary = (tmp_path/"graphs"/"summary.csv").read_text()
     assert summary.count(",ok,") == 24 and "replacement_score" in summary
+    import pandas as pd
+    phases = pd.read_csv(tmp_path/"graphs"/"phases"/"summary.csv")
+    assert len(phases) == 12 and (phases.think_verdict == "ok").all() and phases.think_target_is_top.all()   # the 12 reasoning prompts
+    assert len(pd.read_csv(tmp_path/"graphs"/"interventions.csv")) > 0
     report = (tmp_path/"graphs"/"graphs.html").read_text()
     assert "replacement" in report and report.count("data:image/png;base64") >= 24
     again = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=600)
