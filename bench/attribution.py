@@ -18,15 +18,10 @@ import argparse, json, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 def make_transcoders(model, out):
-    import torch
-    from sparsify import SparseCoder, SaeConfig
     from r1_interp.models import model_dims
-    from r1_interp.transcoder_io import export_circuit_tracer
-    dims = model_dims(model); torch.manual_seed(0); coders = {}
-    for l in range(dims.n_layers):
-        coders[l] = SparseCoder(dims.d_model, SaeConfig(expansion_factor=4, k=16, transcode=True, skip_connection=True))
-        for p in coders[l].parameters(): torch.nn.init.normal_(p, std=0.05)
-    return export_circuit_tracer(coders, Path(out)/"ct", model, n_layers=dims.n_layers)
+    from r1_interp.transcoder_io import export_circuit_tracer, random_transcoders
+    dims = model_dims(model)
+    return export_circuit_tracer(random_transcoders(dims.d_model, dims.n_layers, k=16, std=0.05), Path(out)/"ct", model, n_layers=dims.n_layers)
 
 TEXT = ("Problem: a snail climbs 3 meters up a 10 meter well each day and slides back 2 meters each night. "
         "On which day does it reach the top? Solution: after each full day and night it is 1 meter higher, so ") * 20

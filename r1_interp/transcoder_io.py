@@ -12,7 +12,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['REQUIRED', 'TranscoderError', 'check_transcoder_dir', 'load_transcoder', 'load_transcoders', 'ReLUTopK',
-           'export_circuit_tracer', 'load_circuit_tracer_set']
+           'export_circuit_tracer', 'load_circuit_tracer_set', 'random_transcoders']
 
 # %% ../nbs/11_transcoder_io.ipynb #7c89998d
 class TranscoderError(ValueError):
@@ -113,3 +113,14 @@ def load_circuit_tracer_set(folder, device="cpu", dtype=torch.float32):
     for l, t in enumerate(ts):
         t.activation_function = ReLUTopK(ks[l] if isinstance(ks, dict) else ks)
     return ts
+
+# %% ../nbs/11_transcoder_io.ipynb #a1877f33
+def random_transcoders(d_model:int, n_layers:int, expansion_factor:int=4, k:int=8, std:float=0.1, seed:int=0) -> dict:
+    "{layer: SparseCoder} of seeded random skip transcoders (weights ~ N(0, std)), for tests and benchmarks."
+    from sparsify import SparseCoder, SaeConfig
+    g = torch.Generator().manual_seed(seed); coders = {}
+    for l in range(n_layers):
+        coders[l] = SparseCoder(d_model, SaeConfig(expansion_factor=expansion_factor, k=k, transcode=True, skip_connection=True)).eval()
+        with torch.no_grad():
+            for p in coders[l].parameters(): p.copy_(torch.randn(p.shape, generator=g) * std)
+    return coders

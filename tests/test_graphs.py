@@ -6,17 +6,11 @@ import pytest, torch
 from conftest import r1_interp_cmd, needs_shared_graphs, HAIKU, DEGENERATE
 
 def test_backends_agree_on_a_graph(tmp_path):
-    from sparsify import SparseCoder, SaeConfig
     from r1_interp.models import resolve_model_path
-    from r1_interp.transcoder_io import export_circuit_tracer
+    from r1_interp.transcoder_io import export_circuit_tracer, random_transcoders
     from r1_interp.replacement import load_replacement_model
     from r1_interp.attribution import prompt_ids, attribute_prompt
-    torch.manual_seed(1)
-    coders = {}
-    for l in range(2):
-        coders[l] = SparseCoder(64, SaeConfig(expansion_factor=4, k=8, transcode=True, skip_connection=True))
-        for p in coders[l].parameters(): torch.nn.init.normal_(p, std=0.1)
-    ct = export_circuit_tracer(coders, tmp_path/"ct", resolve_model_path("tiny-qwen2"))
+    ct = export_circuit_tracer(random_transcoders(64, 2, seed=1), tmp_path/"ct", resolve_model_path("tiny-qwen2"))
     graphs = {}
     for backend in ("transformerlens", "nnsight"):
         rm = load_replacement_model("tiny-qwen2", ct, backend=backend)
@@ -36,22 +30,16 @@ def test_graph_check_cli_on_shared_graphs():
     assert bad.returncode == 1 and len(lines) == 2 and all(l.startswith("DEGENERATE") and "no transcoder feature nodes" in l for l in lines), bad.stdout
 
 SCRIPT = r'''
-import sys, torch
+import sys
 from pathlib import Path
-from sparsify import SparseCoder, SaeConfig
 from r1_interp.models import resolve_model_path
-from r1_interp.transcoder_io import export_circuit_tracer
+from r1_interp.transcoder_io import export_circuit_tracer, random_transcoders
 from r1_interp.replacement import load_replacement_model
 from r1_interp.attribution import generate_graphs
 from r1_interp.prompts import BENCHMARK_PROMPTS
 out = Path(sys.argv[1])
-torch.manual_seed(0)
-coders = {}
-for l in range(2):
-    coders[l] = SparseCoder(64, SaeConfig(expansion_factor=4, k=8, transcode=True, skip_connection=True))
-    for p in coders[l].parameters(): torch.nn.init.normal_(p, std=0.1)
 ct = out/"ct"
-if not (ct/"config.yaml").exists(): export_circuit_tracer(coders, ct, resolve_model_path("tiny-qwen2"))
+if not (ct/"config.yaml").exists(): export_circuit_tracer(random_transcoders(64, 2), ct, resolve_model_path("tiny-qwen2"))
 rm = load_replacement_model("tiny-qwen2", ct)
 generate_graphs(rm, rm.tokenizer, BENCHMARK_PROMPTS[:8], out/"graphs", max_n_logits=5, batch_size=64, node_threshold=0.99,
                 echo=lambda s: print(s, flush=True))
