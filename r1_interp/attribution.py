@@ -7,6 +7,7 @@ from __future__ import annotations
 import json, math, os, time
 from pathlib import Path
 import torch
+from .config import atomic_write_text
 
 # %% auto #0
 __all__ = ['prompt_ids', 'attribute_prompt', 'graph_scores', 'save_graph', 'load_saved_graph', 'error_node_id', 'graph_to_json',
@@ -46,7 +47,6 @@ _TENSORS = ("input_tokens", "active_features", "adjacency_matrix", "selected_fea
 def save_graph(graph, path) -> Path:
     "Write `graph` as `path` (.safetensors) plus `path` with .json (strings, config, targets); both atomically."
     from safetensors.torch import save_file
-    from r1_interp.config import atomic_write_text
     path = Path(path).with_suffix(".safetensors"); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file({k: getattr(graph, k).detach().cpu().contiguous() for k in _TENSORS}, str(tmp))
@@ -95,7 +95,6 @@ def graph_to_json(graph, slug:str, tokenizer, node_threshold:float=0.8, edge_thr
 
 def write_graph_json(d:dict, path) -> Path:
     "Write a graph JSON atomically (non-finite numbers are refused rather than written as NaN)."
-    from r1_interp.config import atomic_write_text
     atomic_write_text(path, json.dumps(d, allow_nan=False))
     return Path(path)
 
@@ -119,7 +118,6 @@ def graph_settings(max_n_logits:int=10, desired_logit_prob:float=0.95, batch_siz
 def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, settings:dict, labels:dict|None=None, info:dict|None=None,
                        save_full:bool=True, echo=print) -> dict:
     "Attribute token `ids`, write the pruned JSON (and the full graph), check it and write its record; a record with the same settings is reused."
-    from r1_interp.config import atomic_write_text
     from r1_interp.graph_check import check_graph
     f = graph_files_for(out_dir, category, gid)
     key = dict(settings, labelled=bool(labels), tokens=[int(t) for t in ids])
@@ -161,11 +159,11 @@ def generate_graphs(model, tokenizer, prompts, out_dir, labels:dict|None=None, s
 
 def write_graph_index(folder) -> Path:
     "`graph-metadata.json` listing every graph JSON below `folder` (the index circuit-tracer's and Neuronpedia's viewers read)."
-    from r1_interp.config import atomic_write_text
+    from r1_interp.graph_json import graph_files
     folder = Path(folder); graphs = []
-    for f in sorted(folder.rglob("*.json")):
-        if f.name == "graph-metadata.json": continue
+    for f in graph_files(folder):
         try: meta = json.loads(f.read_text()).get("metadata") or {}
         except (OSError, ValueError): continue
-        graphs.append(dict(meta, slug=str(f.relative_to(folder).with_suffix(""))))
-    return atomic_write_text(folder/"graph-metadata.json", json.dumps(dict(graphs=graphs))) or folder/"graph-metadata.json"
+        graphs.append(dict(meta, slug=f.relative_to(folder).with_suffix("").as_posix()))
+    atomic_write_text(folder/"graph-metadata.json", json.dumps(dict(graphs=graphs)))
+    return folder/"graph-metadata.json"
