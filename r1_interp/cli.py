@@ -24,6 +24,8 @@ def _parser():
         s.add_argument("--corpus", default=None, help="override the corpus ('demo', a local file/folder, or hf:NAME)")
         s.add_argument("--max-tokens", type=int, default=None, dest="max_tokens", help="override the corpus size in tokens")
         s.add_argument("--all-prompts", action="store_const", const=True, default=None, dest="all_prompts", help="graphs for all 24 benchmark prompts, not the preset's per-category sample")
+        s.add_argument("--labeller", default=None, choices=["auto", "claude", "heuristic"], help="feature labeller (default: the preset's; auto = Claude when ANTHROPIC_API_KEY is set)")
+        s.add_argument("--batch", action="store_const", const=True, default=None, help="label through the Message Batches API (half price, asynchronous)")
     common(sub.add_parser("prepare", help="load/convert the model, check its tokenizer, tokenise the corpus"))
     r = sub.add_parser("run", help="run the preset's phases in order")
     common(r)
@@ -147,7 +149,7 @@ def main(argv=None) -> int:
         from r1_interp.distributed import PlanError
         try: return _train(a)
         except (PlanError, ConfigError, ModelNotAvailable, PipelineError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    overrides = dict(model=a.model, corpus=a.corpus, max_tokens=a.max_tokens, all_prompts=a.all_prompts)
+    overrides = dict(model=a.model, corpus=a.corpus, max_tokens=a.max_tokens, all_prompts=a.all_prompts, labeller=a.labeller, batch=a.batch)
     phases = ["prepare"] if a.command == "prepare" else a.phase
     try:
         root = project_root(a.root)

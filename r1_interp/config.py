@@ -108,7 +108,7 @@ class Settings:
             dims = _model_dims(self.model)
             for key in ("layers", "pilot_layers"):
                 if dims and hasattr(self, key):
-                    bad = [l for l in getattr(self, key) if not 0 <= l < dims.n_layers]
+                    bad = [l for l in getattr(self, key) or () if not 0 <= l < dims.n_layers]
                     if bad: raise ConfigError(key, f"layer indices from 0 to {dims.n_layers-1} ({self.model} has {dims.n_layers} layers)", getattr(self, key))
 
     @classmethod
@@ -215,15 +215,30 @@ class EvalConfig(CorpusConfig):
 
 @dataclass(frozen=True)
 class LabelConfig(Settings):
-    "Phase 3: top activating examples and feature labels (Claude, or the offline heuristic labeller)."
+    "Phase 3: top activating examples (collect), then feature labels and their scores (label, one notebook per layer)."
+    model: str = setting("r1-distill-qwen-1.5b")
+    layers: tuple[int, ...] | None = setting(None, doc="None: every layer the train phase trained")
+    collect_tokens: int = setting(10_000_000, lo=1, doc="corpus tokens the collection reads (train split)")
+    collect_batch_size: int = setting(8, lo=1)
+    n_top: int = setting(20, lo=1, hi=1000, doc="top activating contexts kept per feature")
+    n_sample: int = setting(40, lo=2, hi=1000, doc="uniform sample of activating contexts kept per feature (for scoring)")
+    n_pool: int = setting(256, lo=2, doc="chunks whose per-feature maxima are kept, the source of non-activating contexts")
+    window_before: int = setting(16, lo=0, doc="tokens shown before an example's activating token")
+    window_after: int = setting(4, lo=0)
     labeller: str = setting("auto", choices=("auto", "claude", "heuristic"), doc="auto: claude when ANTHROPIC_API_KEY is set")
     claude_model: str = setting("claude-sonnet-4-5")
     min_frequency: float = setting(1e-4, lo=0.0, hi=1.0)
-    n_examples: int = setting(20, lo=1, hi=1000)
+    n_examples: int = setting(20, lo=1, hi=1000, doc="top contexts shown to the labeller")
     max_concurrency: int = setting(8, lo=1, hi=256)
-    max_features: int | None = setting(None, lo=1)
+    max_features: int | None = setting(None, lo=1, doc="per layer: at most this many features labelled (a seeded random sample); None: all above min_frequency")
     batch: bool = setting(False, doc="use the Message Batches API (half price, asynchronous)")
-    score: bool = setting(True)
+    score: bool = setting(True, doc="score every label by detection and fuzzing (Claude when labelling with Claude, else the token-match rater)")
+    n_score: int = setting(5, lo=1, doc="activating and non-activating contexts per score")
+    page_features: int | None = setting(200, lo=1, doc="features shown on a layer's page")
+    seed: int = setting(0, lo=0)
+    def check(self):
+        super().check()
+        if self.n_examples > self.n_top: raise ConfigError("n_examples", f"at most n_top ({self.n_top}): only n_top contexts are kept", self.n_examples)
 
 @dataclass(frozen=True)
 class GraphConfig(Settings):

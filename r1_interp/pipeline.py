@@ -12,7 +12,8 @@ from .runner import Job
 
 # %% auto #0
 __all__ = ['PHASES', 'PHASE_PARAMS', 'PipelineError', 'project_root', 'model_slug', 'list_presets', 'load_preset', 'preflight',
-           'notebook_path', 'corpus_dir', 'train_params', 'group_name', 'read_evals', 'plan_phase', 'run_pipeline']
+           'notebook_path', 'corpus_dir', 'train_params', 'group_name', 'read_evals', 'load_trained_transcoders',
+           'label_layers', 'plan_phase', 'run_pipeline']
 
 # %% ../nbs/08_pipeline.ipynb #615024a6
 class PipelineError(RuntimeError): pass
@@ -30,8 +31,9 @@ def project_root(start=None) -> Path:
                         "run from a checkout of the repository or pass --root")
 
 # %% ../nbs/08_pipeline.ipynb #3ef45a8f
-PHASES = ("prepare", "sweep", "select", "train", "summary", "graphs", "compare")   # in pipeline order
-PHASE_PARAMS = dict(prepare="prepare", sweep="sweep", select="sweep", train="train", summary="train", graphs="graphs", compare="compare")   # params file of each phase
+PHASES = ("prepare", "sweep", "select", "train", "summary", "collect", "label", "graphs", "compare")   # in pipeline order
+PHASE_PARAMS = dict(prepare="prepare", sweep="sweep", select="sweep", train="train", summary="train", collect="label", label="label",
+                    graphs="graphs", compare="compare")   # params file of each phase
 
 def model_slug(model:str) -> str:
     "A folder name for a model name, hub id or path."
@@ -47,7 +49,7 @@ def load_preset(root, preset:str, overrides:dict|None=None, phases=None) -> dict
         raise PipelineError(f"preset '{preset}': no folder {folder} (presets here: {', '.join(list_presets(root))})")
     cfgs = {}
     wanted = set(PHASES if phases is None else phases)
-    if "sweep" in wanted: wanted.add("train")      # sweep runs start from the preset's training settings
+    if wanted & {"sweep", "collect", "label"}: wanted.add("train")      # sweep runs start from the training settings; features phases take its layers
     for phase in [p for p in PHASES if p in wanted]:
         path = folder/f"{PHASE_PARAMS[phase]}.yaml"
         if not path.exists(): continue      # a preset runs the phases it has params for
@@ -92,6 +94,26 @@ def read_evals(folder) -> "pd.DataFrame":
         rows += [dict(r, run=e["run"], run_dir=str(p.parent), tokens_trained=e["tokens_trained"]) for r in e["layers"]]
     return pd.DataFrame(rows)
 
+def load_trained_transcoders(outputs, layers=None, d_model:int|None=None, device="cpu") -> dict:
+    "{layer: SparseCoder} of the transcoders the train phase wrote under `outputs`/train (all, or `layers`), checked."
+    from r1_interp.transcoder_io import load_transcoders
+    evals = read_evals(Path(outputs)/"train")
+    if not len(evals): raise PipelineError(f"{Path(outputs)/'train'}: no trained transcoders (no checkpoints/*/eval.json); run the train phase first")
+    found = dict(zip(evals.layer, evals.run_dir))
+    want = sorted(found) if layers is None else list(layers)
+    missing = [l for l in want if l not in found]
+    if missing: raise PipelineError(f"{Path(outputs)/'train'}: no trained transcoder for layer(s) {missing} (trained: {sorted(found)})")
+    coders = {}
+    for run in sorted({found[l] for l in want}):
+        coders.update(load_transcoders(run, [l for l in want if found[l] == run], d_model=d_model, device=device))
+    return coders
+
+def label_layers(cfg, train_defaults=None) -> list[int]:
+    "The layers the features phases work on: the label config's, else every layer the preset trains."
+    if cfg.layers is not None: return list(cfg.layers)
+    if train_defaults is None: raise PipelineError("label params give no layers and the preset has no train params to take them from")
+    return list(train_defaults.layers)
+
 def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_defaults=None) -> list[Job]:
     "The jobs of one phase for a preset (`train_defaults`: the preset's TrainConfig, which sweep runs start from)."
     outputs = Path(outputs or Path(root)/"outputs"/preset).resolve()
@@ -100,6 +122,11 @@ def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_de
         return [Job(notebook_path(root, phase), outputs/"prepare"/f"{model_slug(cfg.model)}.ipynb", params)]
     if phase == "graphs":
         return [Job(notebook_path(root, phase), outputs/"graphs"/"graphs.ipynb", params)]
+    if phase == "collect":
+        return [Job(notebook_path(root, "collect"), outputs/"features"/"collect.ipynb", dict(params, layers=label_layers(cfg, train_defaults)))]
+    if phase == "label":
+        return [Job(notebook_path(root, "label_layer"), outputs/"features"/f"layer_{l}.ipynb", dict(params, layers=None, layer=l))
+                for l in label_layers(cfg, train_defaults)]
     if phase == "compare":
         return [Job(notebook_path(root, phase), outputs/"compare"/"compare.ipynb", dict(params, root=str(Path(root).resolve())))]
     if phase == "sweep":

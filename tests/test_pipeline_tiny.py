@@ -1,14 +1,17 @@
 """Every phase of the tiny preset end to end through the console script: prepare, sweep (4 grid points), select,
-train, summary, graphs (all 24 benchmark prompts, each health-checked); then a rerun that skips everything."""
-import json, subprocess
+train, summary, collect, label (heuristic: no key), graphs (all 24 benchmark prompts, each health-checked); then a
+rerun that skips everything; then the label phase again with Claude (the real SDK against the local Messages API)
+and a sentinel API key that must not appear in any file written."""
+import json, os, shutil, subprocess
 from pathlib import Path
 import yaml
 from conftest import r1_interp_cmd
 
 def test_tiny_preset_end_to_end(tmp_path):
-    r = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path), "--workers", "2"], capture_output=True, text=True, timeout=1200)
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+    r = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path), "--workers", "2"], capture_output=True, text=True, timeout=1200, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for phase in ("prepare", "sweep", "select", "train", "summary", "graphs"): assert f"== {phase}:" in r.stdout
+    for phase in ("prepare", "sweep", "select", "train", "summary", "collect", "label", "graphs"): assert f"== {phase}:" in r.stdout
     sweep = sorted(p.name for p in (tmp_path/"sweep").glob("e*_k*.html"))
     assert sweep == ["e4_k16.html", "e4_k8.html", "e8_k16.html", "e8_k8.html"]
     win = yaml.safe_load((tmp_path/"sweep"/"winner.yaml").read_text())
@@ -34,6 +37,36 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert len(pd.read_csv(tmp_path/"graphs"/"interventions.csv")) > 0
     report = (tmp_path/"graphs"/"graphs.html").read_text()
     assert "replacement" in report and report.count("data:image/png;base64") >= 24
-    again = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and again.stdout.count("skipped:") == 9, again.stdout
+    # features: the store, heuristic labels and scores for both layers, their pages and the index
+    from r1_interp.collect import FeatureStore
+    from r1_interp.labels import LabelLog
+    store = FeatureStore(tmp_path/"features"/"store")
+    assert store.layers == [0, 1] and len(store.examples(1, kind="top")) > 0
+    for l in (0, 1):
+        labels = LabelLog(tmp_path/"features"/"labels"/f"layer_{l}"/"labels.jsonl").read()
+        assert len(labels) == 12 and all(x["labeller"] == "heuristic" and x["model"] is None for x in labels)
+        scores = LabelLog(tmp_path/"features"/"labels"/f"layer_{l}"/"scores.jsonl").read()
+        assert {x["method"] for x in scores} == {"detection", "fuzzing"} and all(x["rater"] == "token-match" for x in scores)
+        assert (tmp_path/"features"/"pages"/f"layer_{l}.html").exists()
+    index = (tmp_path/"features"/"pages"/"index.html").read_text()
+    assert 'href="layer_0.html"' in index and 'href="layer_1.html"' in index
+    assert "heuristic" in (tmp_path/"features"/"layer_1.html").read_text()
+    again = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0 and again.stdout.count("skipped:") == 12, again.stdout
     assert "ok:" not in again.stdout, "a rerun repeats nothing"
+    # Claude labels through the real SDK and a local Messages API; the key must never reach a file
+    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
+    shutil.rmtree(tmp_path/"features"/"labels"); shutil.rmtree(tmp_path/"features"/"pages")
+    sentinel = "sk-ant-SENTINEL-0123456789abcdef-never-write-me"
+    with FakeMessagesAPI(rule_answer) as api:
+        cl = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path), "--phase", "label", "--labeller", "claude"],
+                            capture_output=True, text=True, timeout=600, env=dict(env, ANTHROPIC_API_KEY=sentinel, ANTHROPIC_BASE_URL=api.url))
+        assert cl.returncode == 0, cl.stdout[-3000:] + cl.stderr[-3000:]
+        assert len(api.requests) >= 2 * 12 * 3                        # labels, detection and fuzzing for 12 features of 2 layers
+    labels = LabelLog(tmp_path/"features"/"labels"/"layer_1"/"labels.jsonl").read()
+    assert len(labels) == 12 and all(x["labeller"] == "claude" and x["model"] == "claude-sonnet-4-5" and x["status"] == "ok" for x in labels)
+    cost = (tmp_path/"features"/"labels"/"layer_1"/"cost.csv").read_text()
+    assert "claude" in cost and "messages" in cost
+    leaked = [str(p) for p in tmp_path.rglob("*") if p.is_file() and sentinel.encode() in p.read_bytes()]
+    assert leaked == [], f"the API key was written to {leaked}"
+    assert sentinel not in cl.stdout + cl.stderr
