@@ -19,7 +19,7 @@ def _parser():
         s.add_argument("--root", default=None, help="project folder with params/ and nbs/pipelines/ (default: found from cwd)")
         s.add_argument("--outputs", default=None, help="output folder (default: <root>/outputs/<preset>)")
         s.add_argument("--workers", type=int, default=1, help="notebooks run in parallel")
-        s.add_argument("--force", action="store_true", help="rerun notebooks even if complete")
+        s.add_argument("--force", nargs="?", const=True, default=False, metavar="PHASE", help="rerun notebooks even if complete: all, or PHASE and every later phase")
         s.add_argument("--model", default=None, help="override the preset's model (registry name, hub id or folder)")
         s.add_argument("--corpus", default=None, help="override the corpus ('demo', a local file/folder, or hf:NAME)")
         s.add_argument("--max-tokens", type=int, default=None, dest="max_tokens", help="override the corpus size in tokens")
@@ -56,6 +56,11 @@ def _parser():
     c.add_argument("paths", nargs="+", help="graph JSON files or folders of them")
     c.add_argument("--max-weight", type=float, default=1e4, dest="max_weight", help="|edge weight| above this is degenerate (default 1e4)")
     c.add_argument("--json", action="store_true", help="one JSON object per graph per line")
+    for name, help_ in (("status", "which phases and notebooks are done, running, failed (with the failing cell) or missing"),
+                        ("report", "rewrite outputs/<preset>/index.html from what the phases wrote")):
+        x = sub.add_parser(name, help=help_)
+        x.add_argument("--preset", default="demo"); x.add_argument("--root", default=None); x.add_argument("--outputs", default=None)
+        if name == "status": x.add_argument("--json", action="store_true", help="one JSON object per notebook per line")
     v = sub.add_parser("serve", help="view a folder of graph JSONs in the browser (offline page, served from this machine)")
     v.add_argument("dir", help="folder of graph JSON files (e.g. outputs/demo/graphs/json)")
     v.add_argument("--port", type=int, default=8032); v.add_argument("--host", default="127.0.0.1")
@@ -135,6 +140,20 @@ def main(argv=None) -> int:
     from r1_interp.models import ModelNotAvailable
     from r1_interp.pipeline import PipelineError
     if a.command == "motifs": return _motifs(a)
+    if a.command in ("status", "report"):
+        try:
+            root = project_root(a.root)
+            if a.command == "report":
+                from r1_interp.report import write_index
+                print(write_index(root, a.preset, a.outputs)); return 0
+            from r1_interp.status import pipeline_status, format_status
+            df = pipeline_status(root, a.preset, a.outputs)
+        except (ConfigError, PipelineError) as e: print(f"error: {e}", file=sys.stderr); return 2
+        if a.json:
+            import json
+            for r in df.to_dict("records"): print(json.dumps(r, default=str))
+        else: print(format_status(df))
+        return 1 if (df.state == "failed").any() else 0
     if a.command == "graph": return _graph(a)
     if a.command == "serve":
         from r1_interp.viewer import serve

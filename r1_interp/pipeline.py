@@ -153,10 +153,14 @@ def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_de
 
 # %% ../nbs/08_pipeline.ipynb #dc731b7e
 def run_pipeline(root, preset:str, phases=None, overrides:dict|None=None, outputs=None, workers:int=1,
-                 force:bool=False, echo=print):
-    "Check `preset`, then run `phases` (default: all) in order; returns the list of `BatchResult`s."
+                 force:bool|str=False, echo=print, index:bool=True):
+    """Check `preset`, then run `phases` (default: all) in order; returns the list of `BatchResult`s. `force`: True
+    reruns every notebook, a phase name reruns that phase and every later one (what depends on it). At the end
+    (also after a failure) `outputs/<preset>/index.html` is rewritten unless `index` is False."""
     import time
     from r1_interp.runner import run_batch
+    if isinstance(force, str) and force not in PHASES: raise PipelineError(f"--force {force}: not a phase; phases: {', '.join(PHASES)}")
+    forced = set(PHASES[PHASES.index(force):]) if isinstance(force, str) else set(PHASES) if force else set()
     bad = [p for p in phases or () if p not in PHASES]
     if bad: raise PipelineError(f"unknown phase(s) {bad}; phases: {', '.join(PHASES)}")
     cfgs = load_preset(root, preset, overrides, phases)
@@ -169,8 +173,11 @@ def run_pipeline(root, preset:str, phases=None, overrides:dict|None=None, output
         jobs = plan_phase(root, preset, phase, cfgs[phase], outputs, train_defaults=cfgs.get("train"))
         echo(f"== {phase}: {len(jobs)} notebook(s)")
         t0 = time.time()
-        res = run_batch(jobs, workers=workers, force=force, cwd=root, on_event=lambda r: echo(f"   {r.describe()}"))
+        res = run_batch(jobs, workers=workers, force=phase in forced, cwd=root, on_event=lambda r: echo(f"   {r.describe()}"))
         echo(f"== {phase}: {res.summary().splitlines()[0]} in {time.time()-t0:.1f}s")
         results.append(res)
         if not res.ok: break
+    if index:
+        from r1_interp.report import write_index
+        echo(f"index: {write_index(root, preset, outputs)}")
     return results
