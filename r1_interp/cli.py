@@ -11,6 +11,16 @@ from pathlib import Path
 __all__ = ['main']
 
 # %% ../nbs/99_cli.ipynb #5b813304
+def _layer_list(text:str) -> tuple:
+    "'0,1,5-7' as (0, 1, 5, 6, 7)."
+    out = []
+    try:
+        for part in text.split(","):
+            a, _, b = part.strip().partition("-")
+            out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    except ValueError: raise argparse.ArgumentTypeError(f"--layers {text!r}: expected layer numbers and ranges such as 0,1,5-7") from None
+    return tuple(out)
+
 def _parser():
     p = argparse.ArgumentParser(prog="r1-interp", description="Interpretability pipeline for DeepSeek-R1-Distill-Qwen-1.5B (and a CPU-sized default).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -24,11 +34,15 @@ def _parser():
         s.add_argument("--corpus", default=None, help="override the corpus ('demo', a local file/folder, or hf:NAME)")
         s.add_argument("--max-tokens", type=int, default=None, dest="max_tokens", help="override the corpus size in tokens")
         s.add_argument("--all-prompts", action="store_const", const=True, default=None, dest="all_prompts", help="graphs for all 24 benchmark prompts, not the preset's per-category sample")
+        s.add_argument("--layers", type=_layer_list, default=None, help="only these layers in the per-layer phases (train, collect, label), e.g. 0,1,5-7")
         s.add_argument("--labeller", default=None, choices=["auto", "claude", "heuristic"], help="feature labeller (default: the preset's; auto = Claude when ANTHROPIC_API_KEY is set)")
         s.add_argument("--batch", action="store_const", const=True, default=None, help="label through the Message Batches API (half price, asynchronous)")
     common(sub.add_parser("prepare", help="load/convert the model, check its tokenizer, tokenise the corpus"))
     r = sub.add_parser("run", help="run the preset's phases in order")
     common(r)
+    r.add_argument("--gpus", default="auto", help="CUDA ids for one worker per GPU (e.g. 0,1,2,3); auto: every visible GPU (none on a CPU); none: do not pin")
+    r.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"], help="local processes, or a submitit job array per phase (slurm; submitit-local runs the same on this machine)")
+    r.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE", help="submitit parameter for --executor slurm (repeatable), e.g. slurm_partition=gpu, gpus_per_node=1, timeout_min=600")
     r.add_argument("--phase", action="append", default=None, help="a phase to run (repeatable; default: every phase with a params file)")
     t = sub.add_parser("train", help="train the preset's transcoders over N processes with torchrun (prints the command it runs)")
     common(t)
@@ -135,6 +149,7 @@ def main(argv=None) -> int:
     from r1_interp.models import ModelNotAvailable
     from r1_interp.corpus import CorpusError
     from r1_interp.pipeline import PipelineError, project_root, run_pipeline
+    from r1_interp.runner import ExecutorError
     a = _parser().parse_args(argv)
     from r1_interp.config import ConfigError
     from r1_interp.models import ModelNotAvailable
@@ -168,12 +183,20 @@ def main(argv=None) -> int:
         from r1_interp.distributed import PlanError
         try: return _train(a)
         except (PlanError, ConfigError, ModelNotAvailable, PipelineError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    overrides = dict(model=a.model, corpus=a.corpus, max_tokens=a.max_tokens, all_prompts=a.all_prompts, labeller=a.labeller, batch=a.batch)
+    overrides = dict(model=a.model, corpus=a.corpus, max_tokens=a.max_tokens, all_prompts=a.all_prompts, labeller=a.labeller, batch=a.batch, layers=a.layers)
     phases = ["prepare"] if a.command == "prepare" else a.phase
     try:
         root = project_root(a.root)
-        results = run_pipeline(root, a.preset, phases, overrides, a.outputs, a.workers, a.force)
-    except (ConfigError, ModelNotAvailable, CorpusError, PipelineError) as e:
+        run_kw = {}
+        if a.command == "run":
+            from r1_interp.runner import visible_gpus
+            gpus = visible_gpus() if a.gpus == "auto" else [] if a.gpus == "none" else [g.strip() for g in a.gpus.split(",") if g.strip()]
+            bad = [kv for kv in a.slurm if "=" not in kv]
+            if bad: raise PipelineError(f"--slurm {bad[0]!r}: expected KEY=VALUE")
+            slurm = {k: (int(v) if v.isdigit() else v) for k, v in (kv.split("=", 1) for kv in a.slurm)}
+            run_kw = dict(gpus=gpus if len(gpus) > 1 else None, executor=a.executor, slurm=slurm or None)
+        results = run_pipeline(root, a.preset, phases, overrides, a.outputs, a.workers, a.force, **run_kw)
+    except (ConfigError, ModelNotAvailable, CorpusError, PipelineError, ExecutorError) as e:
         print(f"error: {e}", file=sys.stderr); return 2
     failures = [f for r in results for f in r.failures]
     for f in failures: print(f.describe(), file=sys.stderr)

@@ -289,12 +289,16 @@ class CompareConfig(MotifConfig):
     swaps_per_edge: float | None = setting(None, lo=0.0, doc="None: the null model's default")
     n_permutations: int = setting(10_000, lo=1)
     workers: int = setting(2, lo=1)
+    notes: tuple[str, ...] = setting((), doc="'KIND=text' notes shown with a comparison in the report (KIND: model, phase, reference, correctness), e.g. why it cannot be run")
     def group_dirs(self) -> dict[str, str]:
         return dict(g.split("=", 1) for g in self.groups)
     def check(self):
         super().check()
         for g in self.groups:
             if "=" not in g or not g.split("=", 1)[0] or not g.split("=", 1)[1]: raise ConfigError("groups", "entries of the form 'NAME=FOLDER'", g)
+        for n in self.notes:
+            if n.split("=", 1)[0] not in ("model", "phase", "reference", "correctness") or "=" not in n:
+                raise ConfigError("notes", "entries of the form 'KIND=text' with KIND one of model, phase, reference, correctness", n)
         names = [g.split("=", 1)[0] for g in self.groups]
         if len(set(names)) != len(names): raise ConfigError("groups", "unique group names", names)
         for c in self.comparisons:

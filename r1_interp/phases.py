@@ -11,7 +11,7 @@ import torch
 # %% auto #0
 __all__ = ['THINK_DELIMITER', 'ANSWER_DELIMITER', 'STEP_BY_STEP', 'Response', 'chat_prompt', 'generate_response',
            'token_char_ends', 'token_at', 'Phases', 'split_phases', 'pick_target', 'judge_answer',
-           'generate_phase_graphs']
+           'generate_phase_graphs', 'write_correctness_groups']
 
 # %% ../nbs/34_phases.ipynb #70ab945e
 THINK_DELIMITER = re.escape("</think>")
@@ -146,3 +146,23 @@ def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:b
     for phase in ("think", "answer"):
         if (out_dir/phase/"json").is_dir(): write_graph_index(out_dir/phase/"json")
     return pd.DataFrame(rows)
+
+# %% ../nbs/34_phases.ipynb #1ffe2545
+def write_correctness_groups(summary, out_dir) -> dict:
+    """Sort the answer-phase graphs of answered responses into `out_dir`/correct/json and `out_dir`/incorrect/json
+    (by category, as copies; an unanswered response is neither), for the correct-vs-incorrect comparison. Rewritten
+    from `summary` each time, so a rejudged response moves. Returns the counts."""
+    import shutil
+    from pathlib import Path
+    from r1_interp.attribution import write_graph_index
+    out_dir = Path(out_dir); counts = {}
+    for group in ("correct", "incorrect"):
+        d = out_dir/group; shutil.rmtree(d, ignore_errors=True)
+        rows = summary[(summary.answered) & (summary.correct == (group == "correct"))] if len(summary) else summary
+        rows = rows[rows.get("answer_verdict", "") == "ok"] if len(rows) and "answer_verdict" in rows else rows.iloc[:0]
+        for r in rows.itertuples():
+            dst = d/"json"/r.category/Path(r.answer_path).name; dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(r.answer_path, dst)
+        if len(rows): write_graph_index(d/"json")
+        counts[group] = len(rows)
+    return counts

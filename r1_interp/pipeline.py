@@ -11,9 +11,10 @@ from .config import ConfigError, PHASES as PHASE_CONFIGS, load_config, Settings
 from .runner import Job
 
 # %% auto #0
-__all__ = ['PHASES', 'PHASE_PARAMS', 'PipelineError', 'project_root', 'model_slug', 'list_presets', 'load_preset', 'preflight',
-           'notebook_path', 'corpus_dir', 'train_params', 'group_name', 'read_evals', 'load_trained_transcoders',
-           'label_layers', 'plan_phase', 'run_pipeline']
+__all__ = ['PHASES', 'PHASE_PARAMS', 'PipelineError', 'project_root', 'model_slug', 'list_presets', 'load_preset',
+           'check_outputs_writable', 'check_corpus', 'preflight', 'notebook_path', 'corpus_dir', 'train_params',
+           'group_name', 'read_evals', 'load_trained_transcoders', 'label_layers', 'plan_phase', 'progress',
+           'run_pipeline']
 
 # %% ../nbs/08_pipeline.ipynb #615024a6
 class PipelineError(RuntimeError): pass
@@ -61,10 +62,33 @@ def load_preset(root, preset:str, overrides:dict|None=None, phases=None) -> dict
         cfgs[phase] = cfg
     return cfgs
 
-def preflight(cfgs:dict[str, Settings]):
-    "Checks that need no work: every model named by the preset can be loaded here."
+def check_outputs_writable(outputs):
+    "The outputs folder can be created and written (a probe file through the same temporary-name-and-rename path every output takes)."
+    from r1_interp.config import atomic_write_text
+    outputs = Path(outputs)
+    try:
+        outputs.mkdir(parents=True, exist_ok=True)
+        probe = outputs/".write-probe"; atomic_write_text(probe, "ok"); probe.unlink()
+    except OSError as e:
+        raise PipelineError(f"outputs folder {outputs}: cannot write there ({e.strerror or e}); choose another with --outputs or free space") from None
+
+def check_corpus(cfg):
+    "A corpus that yields no text fails here, before any work: the first non-empty document of every local or embedded source."
+    from r1_interp.corpus import documents, CorpusError
+    for src in cfg.corpus.split("+"):
+        src = src.strip()
+        if src.startswith("hf:"): continue          # a hub dataset is checked when it is streamed (the model check covers the network)
+        if not any(d.strip() for d in documents(src)):
+            raise CorpusError(f"corpus '{src}' (key 'corpus' of the prepare params): yields no text, so no tokens")
+
+def preflight(cfgs:dict[str, Settings], outputs=None):
+    """Checks that need no work, so that a bad preset fails before anything runs, with one message: every model
+    named by the preset can be loaded here (layer ranges were checked when the params loaded), the corpus the
+    prepare phase reads yields text, and the outputs folder is writable."""
     from r1_interp.models import check_model
     for m in sorted({c.model for c in cfgs.values() if hasattr(c, "model")}): check_model(m)
+    if "prepare" in cfgs: check_corpus(cfgs["prepare"])
+    if outputs is not None: check_outputs_writable(outputs)
 
 # %% ../nbs/08_pipeline.ipynb #7a8f5439
 def notebook_path(root, phase:str) -> Path:
@@ -128,7 +152,8 @@ def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_de
         return [Job(notebook_path(root, "label_layer"), outputs/"features"/f"layer_{l}.ipynb", dict(params, layers=None, layer=l))
                 for l in label_layers(cfg, train_defaults)]
     if phase == "compare":
-        return [Job(notebook_path(root, phase), outputs/"compare"/"compare.ipynb", dict(params, root=str(Path(root).resolve())))]
+        groups = [g.replace("{outputs}", str(outputs)) for g in cfg.groups]     # '{outputs}' in a folder: this run's output folder
+        return [Job(notebook_path(root, phase), outputs/"compare"/"compare.ipynb", dict(params, groups=groups, root=str(Path(root).resolve())))]
     if phase == "sweep":
         train = train_defaults or PHASE_CONFIGS["train"](model=cfg.model)
         jobs = []
@@ -152,11 +177,22 @@ def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_de
     raise PipelineError(f"unknown phase '{phase}' (phases: {', '.join(PHASES)})")
 
 # %% ../nbs/08_pipeline.ipynb #dc731b7e
+def progress(total:int, echo=print):
+    "An event callback that echoes a progress bar and the job's line (running, done, failed, skipped) as each job of a phase ends."
+    n = [0]
+    def on_event(r):
+        n[0] += 1
+        bar = "#" * round(20 * n[0] / max(total, 1))
+        echo(f"   [{bar:<20s}] {n[0]:>3d}/{total} {r.describe()}")
+    return on_event
+
 def run_pipeline(root, preset:str, phases=None, overrides:dict|None=None, outputs=None, workers:int=1,
-                 force:bool|str=False, echo=print, index:bool=True):
+                 force:bool|str=False, echo=print, index:bool=True, gpus:list|None=None, executor:str="local", slurm:dict|None=None):
     """Check `preset`, then run `phases` (default: all) in order; returns the list of `BatchResult`s. `force`: True
     reruns every notebook, a phase name reruns that phase and every later one (what depends on it). At the end
-    (also after a failure) `outputs/<preset>/index.html` is rewritten unless `index` is False."""
+    (also after a failure) `outputs/<preset>/index.html` is rewritten unless `index` is False. `gpus`: CUDA ids, one
+    worker per GPU; `executor` 'slurm' submits each phase's notebooks as a submitit job array (`slurm`: its
+    parameters), 'submitit-local' does the same on this machine."""
     import time
     from r1_interp.runner import run_batch
     if isinstance(force, str) and force not in PHASES: raise PipelineError(f"--force {force}: not a phase; phases: {', '.join(PHASES)}")
@@ -167,13 +203,14 @@ def run_pipeline(root, preset:str, phases=None, overrides:dict|None=None, output
     phases = list(phases or cfgs)
     missing = [p for p in phases if p not in cfgs]
     if missing: raise PipelineError(f"preset '{preset}' has no params for phase(s) {missing} (expected {', '.join(str(Path(root)/'params'/preset/f'{p}.yaml') for p in missing)})")
-    preflight(cfgs)
+    preflight(cfgs, Path(outputs or Path(root)/"outputs"/preset))
     results = []
     for phase in [p for p in PHASES if p in phases]:
         jobs = plan_phase(root, preset, phase, cfgs[phase], outputs, train_defaults=cfgs.get("train"))
         echo(f"== {phase}: {len(jobs)} notebook(s)")
         t0 = time.time()
-        res = run_batch(jobs, workers=workers, force=phase in forced, cwd=root, on_event=lambda r: echo(f"   {r.describe()}"))
+        res = run_batch(jobs, workers=workers, force=phase in forced, cwd=root, on_event=progress(len(jobs), echo), gpus=gpus,
+                        executor=executor, slurm=slurm, executor_folder=Path(outputs or Path(root)/"outputs"/preset)/".submitit"/phase)
         echo(f"== {phase}: {res.summary().splitlines()[0]} in {time.time()-t0:.1f}s")
         results.append(res)
         if not res.ok: break

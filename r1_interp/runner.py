@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['Job', 'read_record', 'is_complete', 'notebook_to_html', 'quiet_report', 'JobResult', 'run_job', 'make_notebook',
-           'BatchResult', 'run_batch']
+__all__ = ['EXECUTORS', 'Job', 'read_record', 'is_complete', 'notebook_to_html', 'quiet_report', 'JobResult', 'run_job',
+           'make_notebook', 'BatchResult', 'visible_gpus', 'ExecutorError', 'run_batch']
 
 # %% ../nbs/09_runner.ipynb #bc4777b7
 @dataclass(frozen=True)
@@ -148,15 +148,65 @@ def _run_in_worker(job, force, kernel_name, cwd):
     try: return run_job(job, force=force, kernel_name=kernel_name, cwd=cwd)
     except Exception as e: return JobResult(str(job.output), "failed", error=f"{type(e).__name__}: {e} [{traceback.format_exc(limit=2)}]")
 
+def _pin_gpu(gpus, claims):
+    "Pool initializer: this worker claims a GPU no other worker has (an exclusive file in `claims`) and it, with every kernel it starts, sees only that one."
+    for g in gpus:
+        try: os.close(os.open(os.path.join(claims, f"gpu{g}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError: continue
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(g); return
+    raise RuntimeError(f"more workers than GPUs {gpus}")
+
+def visible_gpus() -> list[str]:
+    "The GPUs this process can use, as CUDA ids (none on a CPU machine)."
+    try:
+        import torch
+        return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    except Exception: return []
+
+EXECUTORS = ("local", "slurm", "submitit-local")
+
+class ExecutorError(RuntimeError):
+    "The chosen executor cannot run here (e.g. --executor slurm without Slurm)."
+
+def _submitit(todo, force, kernel_name, cwd, executor:str, folder, slurm:dict|None):
+    """Submit `todo` as one job array through submitit: `slurm` on a cluster, `submitit-local` (submitit's own local
+    executor: same pickling, submission files and result collection, processes on this machine) for tests. Each array
+    task runs one notebook with `run_job`; results come back as `JobResult`s, failures included."""
+    import submitit
+    try: ex = submitit.AutoExecutor(folder=str(folder), cluster="local" if executor == "submitit-local" else "slurm")
+    except RuntimeError as e: raise ExecutorError(f"--executor {executor}: {e}") from None
+    ex.update_parameters(**{"timeout_min": 24 * 60, **(slurm or {})})
+    n = len(todo)
+    return ex.map_array(_run_in_worker, todo, [force] * n, [kernel_name] * n, [cwd] * n)
+
 def run_batch(jobs:list[Job], workers:int=1, force:bool=False, kernel_name:str|None=None, cwd=None,
-              on_event:Callable[[JobResult], None]|None=None) -> BatchResult:
-    "Run `jobs` in `workers` processes; failures are collected, never raised."
+              on_event:Callable[[JobResult], None]|None=None, gpus:list|None=None, executor:str="local",
+              executor_folder=None, slurm:dict|None=None) -> BatchResult:
+    """Run `jobs` in `workers` processes; failures are collected, never raised. With `gpus` (CUDA ids) there is one
+    worker per GPU and each worker's kernels see only its GPU. `executor`: 'local' (this machine), 'slurm' (a job
+    array through submitit; `slurm`: extra submitit parameters such as slurm_partition, gpus_per_node) or
+    'submitit-local' (submitit's local executor, for tests)."""
+    if executor not in EXECUTORS: raise ValueError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
     on_event = on_event or (lambda r: None)
     results, todo = [], []
     for j in jobs:
         if not force and is_complete(j): results.append(r := JobResult(str(j.output), "skipped")); on_event(r)
         else: todo.append(j)
-    if workers <= 1 or len(todo) <= 1:
+    if todo and executor != "local":
+        folder = Path(executor_folder or Path(todo[0].output).parent/".submitit")
+        for sj, j in zip(_submitit(todo, force, kernel_name, cwd, executor, folder, slurm), todo):
+            try: r = sj.result()
+            except Exception as e: r = JobResult(str(j.output), "failed", error=f"{executor} task failed: {type(e).__name__}: {str(e)[-500:]}")
+            results.append(r); on_event(r)
+    elif gpus:
+        import multiprocessing as mp, shutil, tempfile
+        claims = tempfile.mkdtemp(prefix="r1-interp-gpus-")
+        try:
+            with ProcessPoolExecutor(max_workers=len(gpus), mp_context=mp.get_context("spawn"), initializer=_pin_gpu, initargs=(list(gpus), claims)) as pool:
+                futs = [pool.submit(_run_in_worker, j, force, kernel_name, cwd) for j in todo]
+                for f in as_completed(futs): results.append(r := f.result()); on_event(r)
+        finally: shutil.rmtree(claims, ignore_errors=True)
+    elif workers <= 1 or len(todo) <= 1:
         for j in todo: results.append(r := _run_in_worker(j, force, kernel_name, cwd)); on_event(r)
     else:
         import multiprocessing as mp

@@ -74,3 +74,17 @@ def test_prepare_model_override_on_the_default_preset(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path/"prepare"/"tiny-qwen2.html").exists()
     assert json.loads((tmp_path/"data"/"tiny-qwen2"/"corpus"/"meta.json").read_text())["ctx_len"] == 128
+
+def test_bad_presets_fail_before_any_work(tmp_path):
+    "A layer out of range, a corpus that yields no text and an outputs folder that cannot be written: exit 2, one clear message, nothing written."
+    (tmp_path/"empty.txt").write_text("\n  \n")
+    (tmp_path/"a-file").write_text("")
+    cases = [(["--layers", "0,7"], "key 'layers': expected layer indices from 0 to 1"),
+             (["--corpus", str(tmp_path/"empty.txt")], "yields no text, so no tokens"),
+             (["--outputs", str(tmp_path/"a-file"/"out")], "cannot write there")]
+    for extra, message in cases:
+        out = tmp_path/"out"
+        args = ["run", "--preset", "tiny", "--phase", "prepare", "--phase", "train"] + (extra if "--outputs" in extra else extra + ["--outputs", str(out)])
+        r = run_cli(*args, timeout=120)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r.stderr)
+        assert not out.exists(), f"{extra}: work started"

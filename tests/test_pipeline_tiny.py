@@ -4,14 +4,34 @@ rerun that skips everything; then the label phase again with Claude (the real SD
 and a sentinel API key that must not appear in any file written."""
 import json, os, shutil, subprocess
 from pathlib import Path
+import pandas as pd
 import yaml
 from conftest import r1_interp_cmd
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+def check_index_in_browser(outputs):
+    "Every link of index.html resolves to a file, it opens in headless Chromium with no console messages, and every image loads."
+    import re
+    from urllib.parse import unquote
+    index = outputs/"index.html"
+    hrefs = re.findall(r'href="([^"#]+)"', index.read_text())
+    assert hrefs and all((outputs/unquote(h)).exists() for h in hrefs), [h for h in hrefs if not (outputs/unquote(h)).exists()]
+    if CHROMIUM is None: return
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", f"--user-data-dir={outputs/'.chromium'}"]
+    r = subprocess.run([CHROMIUM, *flags, index.as_uri()], capture_output=True, text=True, timeout=120)
+    shutil.rmtree(outputs/".chromium", ignore_errors=True)
+    assert "<h1>r1-interp: tiny</h1>" in r.stdout
+    assert [l for l in r.stderr.splitlines() if ":CONSOLE" in l] == []
+    imgs = re.findall(r'<img[^>]*src="([^"]+)"', r.stdout)
+    assert all(s.startswith("data:") or (outputs/unquote(s)).exists() for s in imgs)
 
 def test_tiny_preset_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
     r = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path), "--workers", "2"], capture_output=True, text=True, timeout=1200, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for phase in ("prepare", "sweep", "select", "train", "summary", "collect", "label", "graphs"): assert f"== {phase}:" in r.stdout
+    for phase in ("prepare", "sweep", "select", "train", "summary", "collect", "label", "graphs", "compare"): assert f"== {phase}:" in r.stdout
     sweep = sorted(p.name for p in (tmp_path/"sweep").glob("e*_k*.html"))
     assert sweep == ["e4_k16.html", "e4_k8.html", "e8_k16.html", "e8_k8.html"]
     win = yaml.safe_load((tmp_path/"sweep"/"winner.yaml").read_text())
@@ -31,7 +51,6 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert check.returncode == 0 and "24 of 24 graphs ok" in check.stdout, check.stdout + check.stderr
     summary = (tmp_path/"graphs"/"summary.csv").read_text()
     assert summary.count(",ok,") == 24 and "replacement_score" in summary
-    import pandas as pd
     phases = pd.read_csv(tmp_path/"graphs"/"phases"/"summary.csv")
     assert len(phases) == 12 and (phases.think_verdict == "ok").all() and phases.think_target_is_top.all()   # the 12 reasoning prompts
     assert len(pd.read_csv(tmp_path/"graphs"/"interventions.csv")) > 0
@@ -51,8 +70,19 @@ def test_tiny_preset_end_to_end(tmp_path):
     index = (tmp_path/"features"/"pages"/"index.html").read_text()
     assert 'href="layer_0.html"' in index and 'href="layer_1.html"' in index
     assert "heuristic" in (tmp_path/"features"/"layer_1.html").read_text()
+    # compare: the four comparisons in the index page, each with its statistics or a note
+    comps = pd.read_csv(tmp_path/"compare"/"comparisons.csv")
+    assert set(comps.comparison) == {"think ~ answer", "correct vs incorrect", "tiny vs haiku"}
+    assert "no usable graphs" in comps.set_index("comparison").notes["correct vs incorrect"]
+    index = (tmp_path/"index.html").read_text()
+    for section in ("Transcoders", "Features", "Attribution graphs", "Motifs", "Reasoning model vs its base model", "Thinking phase vs answer phase",
+                    "Against reference graphs", "Correct vs incorrect answers", "the tiny random model has no base model"):
+        assert section in index, section
+    check_index_in_browser(tmp_path)
+    st = subprocess.run(r1_interp_cmd() + ["status", "--preset", "tiny", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0 and st.stdout.count(": done") == 9, st.stdout
     again = subprocess.run(r1_interp_cmd() + ["run", "--preset", "tiny", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
-    assert again.returncode == 0 and again.stdout.count("skipped:") == 12, again.stdout
+    assert again.returncode == 0 and again.stdout.count("skipped:") == 13, again.stdout
     assert "ok:" not in again.stdout, "a rerun repeats nothing"
     # Claude labels through the real SDK and a local Messages API; the key must never reach a file
     from r1_interp.fake_api import FakeMessagesAPI, rule_answer
