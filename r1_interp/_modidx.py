@@ -445,6 +445,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'r1_interp.report.compare_section': ('report.html#compare_section', 'r1_interp/report.py'),
                                   'r1_interp.report.features_section': ('report.html#features_section', 'r1_interp/report.py'),
                                   'r1_interp.report.graphs_section': ('report.html#graphs_section', 'r1_interp/report.py'),
+                                  'r1_interp.report.settings_section': ('report.html#settings_section', 'r1_interp/report.py'),
                                   'r1_interp.report.transcoders_section': ('report.html#transcoders_section', 'r1_interp/report.py'),
                                   'r1_interp.report.write_index': ('report.html#write_index', 'r1_interp/report.py')},
             'r1_interp.runner': { 'r1_interp.runner.BatchResult': ('runner.html#batchresult', 'r1_interp/runner.py'),

@@ -22,8 +22,9 @@ __all__ = ['graph_category', 'GraphMotifs', 'analyse_graph', 'analyse_folders', 
 
 # %% ../nbs/43_motif_compare.ipynb #ffbcafb3
 def graph_category(g:AttributionGraph) -> str:
-    "The graph's task category: metadata 'category' if present, else the file name up to its first '_', else 'uncategorised'."
-    cat = (g.metadata or {}).get("category")
+    "The graph's task category: metadata 'category' (or r1-interp's `metadata.info.category`) if present, else the file name up to its first '_', else 'uncategorised'."
+    meta = g.metadata or {}
+    cat = meta.get("category") or (meta.get("info") or {}).get("category")
     if cat: return str(cat)
     return g.name.split("_", 1)[0] if "_" in g.name else "uncategorised"
 
