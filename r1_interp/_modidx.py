@@ -79,6 +79,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'r1_interp.collect.keep_top': ('collect.html#keep_top', 'r1_interp/collect.py'),
                                    'r1_interp.collect.mlp_inputs': ('collect.html#mlp_inputs', 'r1_interp/collect.py'),
                                    'r1_interp.collect.new_layer_state': ('collect.html#new_layer_state', 'r1_interp/collect.py'),
+                                   'r1_interp.collect.tiny_feature_store': ('collect.html#tiny_feature_store', 'r1_interp/collect.py'),
                                    'r1_interp.collect.token_table': ('collect.html#token_table', 'r1_interp/collect.py'),
                                    'r1_interp.collect.update_layer_state': ('collect.html#update_layer_state', 'r1_interp/collect.py'),
                                    'r1_interp.collect.window_acts': ('collect.html#window_acts', 'r1_interp/collect.py'),

@@ -14,7 +14,7 @@ from .config import atomic_write_text
 # %% auto #0
 __all__ = ['HIST_EDGES', 'STATE_FILE', 'META_FILE', 'mlp_inputs', 'feature_acts', 'keep_top', 'window_acts', 'dense_view',
            'clear_dense', 'new_layer_state', 'chunk_maxima', 'update_layer_state', 'CollectError', 'collect_features',
-           'token_table', 'write_feature_store', 'FeatureStore']
+           'token_table', 'write_feature_store', 'FeatureStore', 'tiny_feature_store']
 
 # %% ../nbs/20_collect.ipynb #5cbd1d23
 class _Stop(Exception): pass
@@ -336,3 +336,15 @@ class FeatureStore:
         return self._vocab
     def __repr__(self): return f"FeatureStore({self.folder}, layers {self.layers}, {self.meta['tokens']:,} tokens)"
 
+
+# %% ../nbs/20_collect.ipynb #8872fa70
+def tiny_feature_store(folder, max_tokens:int=6000, **kw) -> FeatureStore:
+    "A small real feature store in `folder`: tiny-qwen2, two seeded random transcoders, the embedded corpus (for chapters and tests)."
+    from r1_interp.models import load_model
+    from r1_interp.transcoder_io import random_transcoders
+    from r1_interp.corpus import tokenize_corpus, TokenCorpus
+    folder = Path(folder)
+    model, tok = load_model("tiny-qwen2")
+    corpus = TokenCorpus(tokenize_corpus("demo", tok, folder/"corpus", ctx_len=32, max_tokens=max_tokens))
+    kw = dict(dict(n_top=8, n_sample=8, n_pool=16, before=4, after=2, echo=lambda *_: None), **kw)
+    return FeatureStore(collect_features(model, random_transcoders(64, 2), corpus, folder/"features", tokenizer=tok, **kw))

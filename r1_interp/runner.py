@@ -145,8 +145,15 @@ class BatchResult:
         return "\n".join(lines + [r.describe() for r in self.failures])
 
 def _run_in_worker(job, force, kernel_name, cwd):
+    """`run_job`, with any error outside the notebook (a full disk or read-only folder while writing the report, a
+    kernel that cannot start) turned into a failed result, and recorded as failed when the record can still be written,
+    so the job never counts as done and `status` says why."""
     try: return run_job(job, force=force, kernel_name=kernel_name, cwd=cwd)
-    except Exception as e: return JobResult(str(job.output), "failed", error=f"{type(e).__name__}: {e} [{traceback.format_exc(limit=2)}]")
+    except Exception as e:
+        err = f"{type(e).__name__}: {e}"
+        try: _write_record(job, status="failed", error=err)
+        except OSError: pass
+        return JobResult(str(job.output), "failed", error=f"{err} [{traceback.format_exc(limit=2)}]")
 
 def _pin_gpu(gpus, claims):
     "Pool initializer: this worker claims a GPU no other worker has (an exclusive file in `claims`) and it, with every kernel it starts, sees only that one."

@@ -5,6 +5,7 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
+from conftest import needs_chromium, chromium_dom
 
 COLLECT = """
 import sys
@@ -65,14 +66,8 @@ print("DONE", len(feats), flush=True)
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory):
-    from r1_interp.models import load_model
-    from r1_interp.transcoder_io import random_transcoders
-    from r1_interp.corpus import tokenize_corpus, TokenCorpus
-    from r1_interp.collect import collect_features
-    tmp = tmp_path_factory.mktemp("store")
-    model, tok = load_model("tiny-qwen2")
-    corpus = TokenCorpus(tokenize_corpus("demo", tok, tmp/"corpus", ctx_len=32, max_tokens=8000))
-    return collect_features(model, random_transcoders(64, 2), corpus, tmp/"features", n_top=8, n_sample=8, n_pool=16, before=4, after=2, tokenizer=tok, echo=lambda *_: None)
+    from r1_interp.collect import tiny_feature_store
+    return tiny_feature_store(tmp_path_factory.mktemp("store"), max_tokens=8000).folder
 
 def test_labelling_resumes_after_sigkill(tmp_path, store_dir):
     "Killed while requests are in flight: a rerun labels exactly the features with no record, each once; nothing recorded is asked for again."
@@ -100,9 +95,7 @@ def test_labelling_resumes_after_sigkill(tmp_path, store_dir):
     assert all(r["status"] == "ok" and r["labeller"] == "claude" for r in recs)
     assert not {f"Feature {r['feature']}" for r in first} & asked_again, "a feature labelled before the kill was asked for again"
 
-CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
-
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+@needs_chromium
 def test_feature_page_shows_hostile_text_as_text(tmp_path, store_dir):
     "Corpus text and a label carrying markup and script are rendered as text in Chromium; no script runs; no console errors."
     import pyarrow as pa, pyarrow.parquet as pq, shutil
@@ -119,10 +112,7 @@ def test_feature_page_shows_hostile_text_as_text(tmp_path, store_dir):
     pq.write_table(pa.Table.from_pandas(vocab, preserve_index=False), store_copy/"vocab.parquet")
     labels = pd.DataFrame([label_record(1, f, "claude", "m", label="<script>document.title='pwned-label'</script>", explanation="<b>bold</b>", confidence=0.5)])
     page = write_layer_page(FeatureStore(store_copy), 1, tmp_path/"layer_1.html", labels)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", f"--user-data-dir={tmp_path/'profile'}"]
-    r = subprocess.run([CHROMIUM, *flags, page.as_uri()], capture_output=True, text=True, timeout=120)
-    dom, console = r.stdout, [l for l in r.stderr.splitlines() if ":CONSOLE" in l]
+    dom, console = chromium_dom(page.as_uri(), tmp_path/"profile")
     assert "<title>Layer 1 features</title>" in dom, dom[:500]
     assert "pwned" not in dom.split("</head>")[0], "a script ran and changed the title"
     assert "&lt;script&gt;document.title='pwned-label'&lt;/script&gt;" in dom and "&lt;script&gt;document.title='pwned-token'" in dom

@@ -6,9 +6,7 @@ import json, os, shutil, subprocess
 from pathlib import Path
 import pandas as pd
 import yaml
-from conftest import r1_interp_cmd
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from conftest import r1_interp_cmd, CHROMIUM, chromium_dom
 
 def check_index_in_browser(outputs):
     "Every link of index.html resolves to a file, it opens in headless Chromium with no console messages, and every image loads."
@@ -18,13 +16,10 @@ def check_index_in_browser(outputs):
     hrefs = re.findall(r'href="([^"#]+)"', index.read_text())
     assert hrefs and all((outputs/unquote(h)).exists() for h in hrefs), [h for h in hrefs if not (outputs/unquote(h)).exists()]
     if CHROMIUM is None: return
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", f"--user-data-dir={outputs/'.chromium'}"]
-    r = subprocess.run([CHROMIUM, *flags, index.as_uri()], capture_output=True, text=True, timeout=120)
+    dom, console = chromium_dom(index.as_uri(), outputs/".chromium")
     shutil.rmtree(outputs/".chromium", ignore_errors=True)
-    assert "<h1>r1-interp: tiny</h1>" in r.stdout
-    assert [l for l in r.stderr.splitlines() if ":CONSOLE" in l] == []
-    imgs = re.findall(r'<img[^>]*src="([^"]+)"', r.stdout)
+    assert "<h1>r1-interp: tiny</h1>" in dom and console == [], console
+    imgs = re.findall(r'<img[^>]*src="([^"]+)"', dom)
     assert all(s.startswith("data:") or (outputs/unquote(s)).exists() for s in imgs)
 
 def test_tiny_preset_end_to_end(tmp_path):

@@ -61,3 +61,18 @@ def test_killed_at_three_phases_then_finished(tmp_path):
     assert st.returncode == 0 and st.stdout.count(": done") == 9, st.stdout
     again = subprocess.run(r1_interp_cmd() + args, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and "ok:" not in again.stdout and again.stdout.count("skipped:") == 13, again.stdout
+
+def test_disk_full_while_writing_a_report_is_a_failure_not_a_result(tmp_path, monkeypatch):
+    "ENOSPC while the report is written: the job fails with the OS's message, nothing half-written is left as its output, and it is not done."
+    import errno
+    from r1_interp import runner
+    nb = runner.make_notebook(["x = 1"], tmp_path/"nb.ipynb")
+    job = runner.Job(nb, tmp_path/"out"/"job.ipynb", {})
+    def full(*a, **k): raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(runner, "notebook_to_html", full)
+    res = runner.run_batch([job])
+    assert not res.ok and "No space left on device" in res.failures[0].error
+    assert not job.output.exists() and not job.html.exists() and not runner.is_complete(job)
+    assert runner.read_record(job)["status"] == "failed"
+    monkeypatch.undo()
+    assert runner.run_batch([job]).results[0].status == "ok" and runner.is_complete(job)

@@ -2,17 +2,11 @@
 its nodes appear, nothing is logged to the console, and text from a graph file is shown, never run."""
 import json, shutil, subprocess
 import pytest
-from conftest import needs_shared_graphs, HAIKU
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom"]
+from conftest import needs_shared_graphs, HAIKU, needs_chromium, chromium_dom
 
 def render(url, tmp_path):
     "(DOM after the page settled, console lines) of `url` in a fresh headless Chromium profile."
-    r = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path/'profile'}", url], capture_output=True, text=True, timeout=120)
-    return r.stdout, [l for l in r.stderr.splitlines() if ":CONSOLE" in l]
+    return chromium_dom(url, tmp_path/"profile", budget_ms=15000)
 
 @pytest.fixture
 def served(tmp_path):
