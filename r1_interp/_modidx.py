@@ -461,6 +461,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'r1_interp.runner.Job.record': ('runner.html#job.record', 'r1_interp/runner.py'),
                                   'r1_interp.runner.JobResult': ('runner.html#jobresult', 'r1_interp/runner.py'),
                                   'r1_interp.runner.JobResult.describe': ('runner.html#jobresult.describe', 'r1_interp/runner.py'),
+                                  'r1_interp.runner._collect': ('runner.html#_collect', 'r1_interp/runner.py'),
                                   'r1_interp.runner._pin_gpu': ('runner.html#_pin_gpu', 'r1_interp/runner.py'),
                                   'r1_interp.runner._run_in_worker': ('runner.html#_run_in_worker', 'r1_interp/runner.py'),
                                   'r1_interp.runner._submitit': ('runner.html#_submitit', 'r1_interp/runner.py'),

@@ -210,6 +210,7 @@ def run_pipeline(root, preset:str, phases=None, overrides:dict|None=None, output
         echo(f"== {phase}: {len(jobs)} notebook(s)")
         t0 = time.time()
         res = run_batch(jobs, workers=workers, force=phase in forced, cwd=root, on_event=progress(len(jobs), echo), gpus=gpus,
+                        on_start=lambda j: echo(f"   running: {j.name}"),
                         executor=executor, slurm=slurm, executor_folder=Path(outputs or Path(root)/"outputs"/preset)/".submitit"/phase)
         echo(f"== {phase}: {res.summary().splitlines()[0]} in {time.time()-t0:.1f}s")
         results.append(res)

@@ -186,15 +186,24 @@ def _submitit(todo, force, kernel_name, cwd, executor:str, folder, slurm:dict|No
     n = len(todo)
     return ex.map_array(_run_in_worker, todo, [force] * n, [kernel_name] * n, [cwd] * n)
 
+def _collect(futs, todo, n_workers:int, results:list, on_event, on_start):
+    "Gather a pool's results as they end; a FIFO pool starts the next queued job when one ends, so that is when it is announced."
+    for j in todo[:n_workers]: on_start(j)
+    nxt = n_workers
+    for f in as_completed(futs):
+        results.append(r := f.result()); on_event(r)
+        if nxt < len(todo): on_start(todo[nxt]); nxt += 1
+
 def run_batch(jobs:list[Job], workers:int=1, force:bool=False, kernel_name:str|None=None, cwd=None,
               on_event:Callable[[JobResult], None]|None=None, gpus:list|None=None, executor:str="local",
-              executor_folder=None, slurm:dict|None=None) -> BatchResult:
+              executor_folder=None, slurm:dict|None=None, on_start:Callable[[Job], None]|None=None) -> BatchResult:
     """Run `jobs` in `workers` processes; failures are collected, never raised. With `gpus` (CUDA ids) there is one
     worker per GPU and each worker's kernels see only its GPU. `executor`: 'local' (this machine), 'slurm' (a job
     array through submitit; `slurm`: extra submitit parameters such as slurm_partition, gpus_per_node) or
-    'submitit-local' (submitit's local executor, for tests)."""
+    'submitit-local' (submitit's local executor, for tests). `on_start(job)` is called as each job starts (in a pool,
+    jobs start in submission order as workers free up)."""
     if executor not in EXECUTORS: raise ValueError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
-    on_event = on_event or (lambda r: None)
+    on_event, on_start = on_event or (lambda r: None), on_start or (lambda j: None)
     results, todo = [], []
     for j in jobs:
         if not force and is_complete(j): results.append(r := JobResult(str(j.output), "skipped")); on_event(r)
@@ -211,14 +220,14 @@ def run_batch(jobs:list[Job], workers:int=1, force:bool=False, kernel_name:str|N
         try:
             with ProcessPoolExecutor(max_workers=len(gpus), mp_context=mp.get_context("spawn"), initializer=_pin_gpu, initargs=(list(gpus), claims)) as pool:
                 futs = [pool.submit(_run_in_worker, j, force, kernel_name, cwd) for j in todo]
-                for f in as_completed(futs): results.append(r := f.result()); on_event(r)
+                _collect(futs, todo, len(gpus), results, on_event, on_start)
         finally: shutil.rmtree(claims, ignore_errors=True)
     elif workers <= 1 or len(todo) <= 1:
-        for j in todo: results.append(r := _run_in_worker(j, force, kernel_name, cwd)); on_event(r)
+        for j in todo: on_start(j); results.append(r := _run_in_worker(j, force, kernel_name, cwd)); on_event(r)
     else:
         import multiprocessing as mp
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
             futs = [pool.submit(_run_in_worker, j, force, kernel_name, cwd) for j in todo]
-            for f in as_completed(futs): results.append(r := f.result()); on_event(r)
+            _collect(futs, todo, min(workers, len(todo)), results, on_event, on_start)
     order = {str(j.output): i for i, j in enumerate(jobs)}
     return BatchResult(sorted(results, key=lambda r: order[r.output]))
