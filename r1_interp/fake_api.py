@@ -11,7 +11,7 @@ from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
 
 # %% auto #0
-__all__ = ['FAULTS', 'message', 'FakeMessagesAPI', 'rule_answer']
+__all__ = ['FAULTS', 'user_turns', 'message', 'FakeMessagesAPI', 'rule_answer']
 
 # %% ../nbs/21_fake_api.ipynb #dc794a35
 FAULTS = {  # name: (HTTP status, error type, extra headers)
@@ -19,6 +19,10 @@ FAULTS = {  # name: (HTTP status, error type, extra headers)
     "529": (529, "overloaded_error", {}),
     "500": (500, "api_error", {}),
 }
+
+def user_turns(body:dict) -> list[str]:
+    "The text of each user turn of a Messages request, in order."
+    return [c if isinstance(c, str) else "".join(x.get("text", "") for x in c) for c in (m["content"] for m in body.get("messages", []) if m["role"] == "user")]
 
 def _usage(body:dict, out_text:str, cached:set) -> dict:
     "Token counts as the API reports them (about 4 characters a token): a system block marked for caching is written to the cache once, then read."
@@ -68,8 +72,7 @@ class FakeMessagesAPI:
     def __exit__(self, *a): self.close()
 
     def _fault(self, body) -> str|None:
-        msgs = [m["content"] for m in body.get("messages", []) if m["role"] == "user"]
-        text = "\n".join(c if isinstance(c, str) else "".join(x.get("text", "") for x in c) for c in msgs)
+        text = "\n".join(user_turns(body))
         with self._lock:
             for rx, fs in self.faults:
                 if fs and re.search(rx, text): return fs.pop(0)
@@ -147,11 +150,6 @@ def _handler_for(api):
 
 
 # %% ../nbs/21_fake_api.ipynb #ddce19cc
-def _user_text(body) -> str:
-    "The first user turn (the task; later ones are follow-ups such as a request to fix a malformed reply)."
-    c = [m for m in body["messages"] if m["role"] == "user"][0]["content"]
-    return c if isinstance(c, str) else "".join(x.get("text", "") for x in c)
-
 def _quoted_contexts(text:str) -> list[str]:
     "The JSON-string contexts of an <examples> block, in order."
     block = text.split("<examples>\n", 1)[1].split("\n</examples>", 1)[0]
@@ -164,7 +162,7 @@ def rule_answer(body:dict) -> str:
     a marking correct (fuzzing) when every marked token is one the description quotes."""
     from r1_interp.scoring import quoted_tokens
     system = "".join(b["text"] for b in body.get("system", [])) if isinstance(body.get("system"), list) else body.get("system", "")
-    user = _user_text(body)
+    user = user_turns(body)[0]      # the task; later turns are follow-ups such as a request to fix a malformed reply
     if system.startswith("TASK: label"):
         marks = Counter(m.strip() for ctx in _quoted_contexts(user) for m in re.findall(r"<<(.*?)>>", ctx, flags=re.S))
         if not marks: return json.dumps(dict(label="no clear pattern", explanation="nothing is marked", confidence=0.1))

@@ -265,15 +265,24 @@ def features_to_label(store, layer:int, min_frequency:float=1e-4, max_features:i
 
 
 # %% ../nbs/22_labels.ipynb #e415db91
+def _wanted_and_missing(store, layer:int, log:LabelLog, features, min_frequency:float, max_features:int|None):
+    "(features of `layer` to label: `features`, or `features_to_label`; those of them with no ok record in `log`)."
+    want = features_to_label(store, layer, min_frequency, max_features) if features is None else sorted(int(f) for f in features)
+    done = {k[1] for k, r in log.latest().items() if k[0] == layer and r["status"] == "ok"}
+    return want, [f for f in want if f not in done]
+
+def _layer_records(log:LabelLog, layer:int, features) -> pd.DataFrame:
+    "The latest records of `features` of `layer` in `log`, by feature."
+    df = log.frame()
+    return df[(df.layer == layer) & df.feature.isin(features)].sort_values("feature").reset_index(drop=True)
+
 def label_features(store, layer:int, log:LabelLog, labeller, features=None, n_examples:int=20, max_concurrency:int=8,
                    min_frequency:float=1e-4, max_features:int|None=None, echo=print) -> pd.DataFrame:
     """Label the features of `layer` that have no label in `log` yet (default: `features_to_label`), `max_concurrency`
     at a time, appending each record to `log` as soon as it is made. A failure (API error after retries, a reply
     malformed twice, an unexpected exception) is recorded for that feature and never stops the layer; a rerun labels
     failed and missing features only. Returns this layer's latest records."""
-    want = features_to_label(store, layer, min_frequency, max_features) if features is None else sorted(int(f) for f in features)
-    done = {k[1] for k, r in log.latest().items() if k[0] == layer and r["status"] == "ok"}
-    todo = [f for f in want if f not in done]
+    want, todo = _wanted_and_missing(store, layer, log, features, min_frequency, max_features)
     echo(f"layer {layer}: {len(want)} features to label, {len(want) - len(todo)} already labelled, {len(todo)} to do ({labeller.name})")
     if todo:
         ctx = feature_contexts(store, layer, todo, "top", n_examples)
@@ -282,8 +291,7 @@ def label_features(store, layer:int, log:LabelLog, labeller, features=None, n_ex
             except Exception as e: return label_record(layer, f, labeller.name, getattr(labeller, "model", None), "failed", error=f"{type(e).__name__}: {e}")
         with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
             for fut in as_completed([pool.submit(one, f) for f in todo]): log.append(fut.result())
-    df = log.frame()
-    return df[(df.layer == layer) & df.feature.isin(want)].sort_values("feature").reset_index(drop=True)
+    return _layer_records(log, layer, want)
 
 
 # %% ../nbs/22_labels.ipynb #adc0c3aa
@@ -302,11 +310,9 @@ def label_features_batch(store, layer:int, log:LabelLog, labeller:ClaudeLabeller
         if state.get("layer") != layer: raise LabelError(f"{state_path}: an in-flight batch for layer {state.get('layer')}, not {layer}; let it finish first")
         echo(f"layer {layer}: resuming batch {state['batch_id']} ({len(state['features'])} features)")
     else:
-        want = features_to_label(store, layer, min_frequency, max_features) if features is None else sorted(int(f) for f in features)
-        done = {k[1] for k, r in log.latest().items() if k[0] == layer and r["status"] == "ok"}
-        todo = [f for f in want if f not in done]
+        want, todo = _wanted_and_missing(store, layer, log, features, min_frequency, max_features)
         if not todo:
-            echo(f"layer {layer}: every feature labelled"); df = log.frame(); return df[(df.layer == layer) & df.feature.isin(want)].reset_index(drop=True)
+            echo(f"layer {layer}: every feature labelled"); return _layer_records(log, layer, want)
         ctx = feature_contexts(store, layer, todo, "top", n_examples)
         batch = labeller.client.messages.batches.create(requests=[dict(custom_id=_custom_id(layer, f), params=labeller.request(layer, f, ctx.get(f, []))) for f in todo])
         state = dict(batch_id=batch.id, layer=layer, features=todo, created=time.time())
@@ -328,8 +334,7 @@ def label_features_batch(store, layer:int, log:LabelLog, labeller:ClaudeLabeller
             rec = label_record(layer, f, labeller.name, labeller.model, "failed", batch=True, error=f"batch result {res.result.type}: {err.error.message if err is not None and getattr(err, 'error', None) else ''}")
         log.append(rec)
     state_path.unlink(missing_ok=True)
-    df = log.frame()
-    return df[(df.layer == layer) & df.feature.isin(state["features"])].sort_values("feature").reset_index(drop=True)
+    return _layer_records(log, layer, state["features"])
 
 
 # %% ../nbs/22_labels.ipynb #ae496d45

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .config import atomic_write_text
-from .feature_pages import esc, PAGE_CSS
+from .feature_pages import esc, _page
 
 
 # %% auto #0
@@ -133,7 +133,5 @@ def write_index(root, preset:str, outputs=None) -> Path:
             f"<h2>Phases and reports</h2><table>{''.join(links)}</table><pre>{esc(format_status(st))}</pre>"
             + transcoders_section(outputs) + features_section(outputs) + graphs_section(outputs) + compare_section(outputs)
             + settings_section(root, preset))
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>r1-interp: {esc(preset)}</title><style>{PAGE_CSS}</style></head>'
-            f"<body>{body}</body></html>\n")
-    p = outputs/"index.html"; atomic_write_text(p, page); return p
+    p = outputs/"index.html"; atomic_write_text(p, _page(f"r1-interp: {preset}", body)); return p
 

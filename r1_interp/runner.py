@@ -214,20 +214,18 @@ def run_batch(jobs:list[Job], workers:int=1, force:bool=False, kernel_name:str|N
             try: r = sj.result()
             except Exception as e: r = JobResult(str(j.output), "failed", error=f"{executor} task failed: {type(e).__name__}: {str(e)[-500:]}")
             results.append(r); on_event(r)
-    elif gpus:
-        import multiprocessing as mp, shutil, tempfile
-        claims = tempfile.mkdtemp(prefix="r1-interp-gpus-")
-        try:
-            with ProcessPoolExecutor(max_workers=len(gpus), mp_context=mp.get_context("spawn"), initializer=_pin_gpu, initargs=(list(gpus), claims)) as pool:
-                futs = [pool.submit(_run_in_worker, j, force, kernel_name, cwd) for j in todo]
-                _collect(futs, todo, len(gpus), results, on_event, on_start)
-        finally: shutil.rmtree(claims, ignore_errors=True)
-    elif workers <= 1 or len(todo) <= 1:
+    elif not todo or (not gpus and (workers <= 1 or len(todo) <= 1)):
         for j in todo: on_start(j); results.append(r := _run_in_worker(j, force, kernel_name, cwd)); on_event(r)
     else:
-        import multiprocessing as mp
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
-            futs = [pool.submit(_run_in_worker, j, force, kernel_name, cwd) for j in todo]
-            _collect(futs, todo, min(workers, len(todo)), results, on_event, on_start)
+        import multiprocessing as mp, shutil, tempfile
+        n = len(gpus) if gpus else min(workers, len(todo))
+        claims = tempfile.mkdtemp(prefix="r1-interp-gpus-") if gpus else None
+        pin = dict(initializer=_pin_gpu, initargs=(list(gpus), claims)) if gpus else {}
+        try:
+            with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), **pin) as pool:
+                futs = [pool.submit(_run_in_worker, j, force, kernel_name, cwd) for j in todo]
+                _collect(futs, todo, n, results, on_event, on_start)
+        finally:
+            if claims: shutil.rmtree(claims, ignore_errors=True)
     order = {str(j.output): i for i, j in enumerate(jobs)}
     return BatchResult(sorted(results, key=lambda r: order[r.output]))
