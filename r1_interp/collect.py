@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from .config import atomic_write_text
 
-
 # %% auto #0
 __all__ = ['HIST_EDGES', 'STATE_FILE', 'META_FILE', 'mlp_inputs', 'feature_acts', 'keep_top', 'window_acts', 'dense_view',
            'clear_dense', 'new_layer_state', 'chunk_maxima', 'update_layer_state', 'CollectError', 'collect_features',
@@ -42,7 +41,6 @@ def feature_acts(coder, x) -> torch.Tensor:
     with torch.no_grad(): acts, idx, _ = coder.encode(flat)
     return torch.zeros(len(flat), coder.num_latents, dtype=acts.dtype, device=acts.device).scatter_(1, idx, acts).reshape(*x.shape[:-1], -1)
 
-
 # %% ../nbs/20_collect.ipynb #5e987420
 def keep_top(store:dict, new:dict, n:int):
     """Merge candidates `new` into `store`, keeping the `n` largest `key`s per row. Every entry is an (F, columns, ...)
@@ -62,8 +60,6 @@ def keep_top(store:dict, new:dict, n:int):
     slot, c = free[rows, r], col[rows, first[rows, r]]
     for k, v in new.items(): store[k][rows, slot] = v[rows, c].to(store[k].dtype)
     return rows, slot, c
-
-
 
 # %% ../nbs/20_collect.ipynb #fd2a4162
 def window_acts(dense, rows, cols, f, before:int, after:int) -> torch.Tensor:
@@ -86,8 +82,6 @@ def clear_dense(dense, idx):
     B, T, k = idx.shape
     dense.view(B * T, -1).scatter_(1, idx.reshape(B * T, k), 0.0)
 
-
-
 # %% ../nbs/20_collect.ipynb #322fd631
 HIST_EDGES = tuple(float(x) for x in 10 ** np.linspace(-3, 3, 49))   # log-spaced activation bins (8 per decade); below and above go to the end bins
 
@@ -100,7 +94,6 @@ def new_layer_state(F:int, n_top:int=20, n_sample:int=40, width:int=21) -> dict:
     return dict(count=torch.zeros(F, dtype=torch.long), total=torch.zeros(F, dtype=torch.float64), max=torch.zeros(F),
                 hist=torch.zeros(F, len(HIST_EDGES) + 1, dtype=torch.long), top=_slots(F, n_top, width), sample=_slots(F, n_sample, width),
                 pool_max=torch.zeros(0, F, dtype=torch.float16), pool_chunk=torch.zeros(0, dtype=torch.long))
-
 
 # %% ../nbs/20_collect.ipynb #5db25321
 def _offer(slots:dict, key, cmax, cpos, chunks, dense, before:int, after:int):
@@ -149,8 +142,6 @@ def update_layer_state(st:dict, acts, idx, chunks, gen:torch.Generator, before:i
         st["pool_max"] = torch.cat([st["pool_max"], cmax[:m].to(torch.float16)])
         st["pool_chunk"] = torch.cat([st["pool_chunk"], chunks[:m]])
 
-
-
 # %% ../nbs/20_collect.ipynb #d3cfad03
 class CollectError(RuntimeError):
     "A collection that cannot start or resume; the message names the file and what is wrong."
@@ -169,7 +160,6 @@ def _load_state(path:Path, settings:dict) -> dict|None:
     if diff: raise CollectError(f"{path}: checkpoint made with other settings {diff} (saved, asked); delete it or use another output folder")
     return state
 
-
 # %% ../nbs/20_collect.ipynb #94d7294d
 def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None, batch_size:int=8, n_top:int=20, n_sample:int=40,
                      n_pool:int=64, before:int=16, after:int=4, seed:int=0, split:str="train", save_every:int=20, tokenizer=None, echo=print) -> Path:
@@ -186,13 +176,13 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
     n_chunks = len(idx) if n_tokens is None else min(len(idx), max(1, n_tokens // corpus.ctx_len))
     settings = dict(layers=layers, latents=[int(coders[l].num_latents) for l in layers], n_chunks=n_chunks, batch_size=batch_size,
                     n_top=n_top, n_sample=n_sample, n_pool=n_pool, before=before, after=after, seed=seed, split=split,
-                    corpus=str(Path(corpus.path).resolve()), ctx_len=corpus.ctx_len)
+                    corpus=str(Path(corpus.path).resolve()), ctx_len=corpus.ctx_len, excluded_token_ids=corpus.excluded_ids)
     meta_p, state_p = out_dir/META_FILE, out_dir/STATE_FILE
     if meta_p.exists() and json.loads(meta_p.read_text()).get("settings") == settings:
         echo(f"{out_dir}: feature store already complete"); return out_dir
     state = _load_state(state_p, settings)
     if state is None:
-        state = dict(settings=settings, batches_done=0, tokens=0, seconds=0.0,
+        state = dict(settings=settings, batches_done=0, tokens=0, ordinary_tokens=0, seconds=0.0,
                      layers={l: new_layer_state(coders[l].num_latents, n_top, n_sample, before + after + 1) for l in layers})
     else: echo(f"resuming from {state_p}: {state['batches_done']} batches done")
     n_batches = -(-n_chunks // batch_size)
@@ -202,11 +192,14 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
         ids = torch.from_numpy(corpus.tokens[chunks.numpy()].astype(np.int64))
         xs = mlp_inputs(model, ids, layers)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + b)      # per batch: a resumed run draws the same numbers
+        special = ~corpus.ordinary(ids)                                # special-token positions: never counted, never an example
         for l in layers:
             with torch.no_grad(): acts, fidx, _ = coders[l].encode(xs[l].reshape(-1, xs[l].shape[-1]).to(coders[l].dtype))
             shape = (*ids.shape, -1)
-            update_layer_state(state["layers"][l], acts.float().cpu().reshape(shape), fidx.cpu().reshape(shape), chunks, gen, before, after, n_pool)
+            acts = acts.float().cpu().reshape(shape); acts[special] = 0
+            update_layer_state(state["layers"][l], acts, fidx.cpu().reshape(shape), chunks, gen, before, after, n_pool)
         state["batches_done"], state["tokens"] = b + 1, state["tokens"] + ids.numel()
+        state["ordinary_tokens"] = state.get("ordinary_tokens", 0) + int((~special).sum())
         if (b + 1) % save_every == 0 and b + 1 < n_batches:
             state["seconds"] += time.time() - t0; t0 = time.time()
             _save_state(state_p, state)
@@ -216,7 +209,6 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
     state_p.unlink(missing_ok=True)
     echo(f"{out_dir}: {state['tokens']:,} tokens, {len(layers)} layers in {state['seconds']:.1f} s ({n_batches - done0} batches this run)")
     return out_dir
-
 
 # %% ../nbs/20_collect.ipynb #cded70ec
 def token_table(tokenizer) -> np.ndarray:
@@ -241,7 +233,6 @@ def _example_table(kind:str, f, rank, chunk, pos, act, window, corpus, before:in
                 acts=_lists(window.astype(np.float32), ok))
     return pa.table(cols)
 
-
 # %% ../nbs/20_collect.ipynb #f281d1af
 def _slot_rows(slots:dict):
     "Flattened filled slots: (feature, rank, chunk, pos, activation, window) with rank 0 the best key."
@@ -265,6 +256,17 @@ def _write_parquet(table, path:Path):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp); os.replace(tmp, path)
 
+def _ordinary_positions(corpus, chunks, rng, before:int, after:int, tries:int=20) -> np.ndarray:
+    "A random position per chunk in [before, ctx_len - after) that holds an ordinary token (redrawn up to `tries` times)."
+    T = corpus.ctx_len
+    lo, hi = min(before, T - 1), max(T - after, before + 1)
+    pos = rng.integers(lo, hi, len(chunks)).clip(0, T - 1)
+    for _ in range(tries):
+        bad = ~corpus.ordinary(corpus.tokens[chunks, pos].astype(np.int64)) if len(chunks) else np.zeros(0, bool)
+        if not bad.any(): break
+        pos[bad] = rng.integers(lo, hi, int(bad.sum())).clip(0, T - 1)
+    return pos
+
 def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles:int=4, n_negative:int|None=None):
     """Write a collection `state` as a columnar feature store: per layer `layer_N/features.parquet` (count, frequency,
     max and mean activation when active, histogram over `HIST_EDGES`) and `layer_N/examples.parquet` (kind 'top',
@@ -282,7 +284,8 @@ def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles
     for l, st in state["layers"].items():
         folder = out_dir/f"layer_{l}"; folder.mkdir(parents=True, exist_ok=True)
         count = st["count"].numpy()
-        feats = pa.table(dict(feature=pa.array(np.arange(len(count)), pa.int32()), count=count, frequency=count / max(state["tokens"], 1),
+        n_tok = max(state.get("ordinary_tokens", state["tokens"]), 1)         # frequencies are over ordinary tokens
+        feats = pa.table(dict(feature=pa.array(np.arange(len(count)), pa.int32()), count=count, frequency=count / n_tok,
                               max_activation=st["max"].numpy(), mean_activation=(st["total"].numpy() / np.maximum(count, 1)).astype(np.float32),
                               hist=pa.FixedSizeListArray.from_arrays(pa.array(st["hist"].numpy().ravel()), st["hist"].shape[1])))
         top, sample = _slot_rows(st["top"]), _slot_rows(st["sample"])
@@ -292,16 +295,16 @@ def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles
         order = np.argsort(r, 1)[:, :n_neg]
         nf, nj = np.nonzero(np.isfinite(np.take_along_axis(r, order, 1)))
         nchunk = st["pool_chunk"].numpy()[order[nf, nj]] if P else np.zeros(0, np.int64)
-        npos = rng.integers(min(before, corpus.ctx_len - 1), max(corpus.ctx_len - after, before + 1), len(nf)).clip(0, corpus.ctx_len - 1)
+        npos = _ordinary_positions(corpus, nchunk, rng, before, after)
         ex = pa.concat_tables([_example_table("top", *top, corpus, before, after).append_column("quantile", pa.nulls(len(top[0]), pa.int32())),
                                _example_table("sample", *sample, corpus, before, after).append_column("quantile", pa.array(_quantiles(sample[0], sample[4], n_quantiles), pa.int32())),
                                _example_table("negative", nf, nj, nchunk, npos, np.zeros(len(nf), np.float32), np.zeros((len(nf), before + after + 1), np.float32),
                                               corpus, before, after).append_column("quantile", pa.nulls(len(nf), pa.int32()))])
         for name, table in (("features", feats), ("examples", ex)): _write_parquet(table, folder/f"{name}.parquet")
-        summary[l] = dict(features=len(count), alive=int((count > 0).sum()), median_frequency=float(np.median(count / max(state["tokens"], 1))))
-    atomic_write_text(out_dir/META_FILE, json.dumps(dict(settings=s, tokens=state["tokens"], seconds=state["seconds"], hist_edges=HIST_EDGES,
+        summary[l] = dict(features=len(count), alive=int((count > 0).sum()), median_frequency=float(np.median(count / n_tok)))
+    atomic_write_text(out_dir/META_FILE, json.dumps(dict(settings=s, tokens=state["tokens"], ordinary_tokens=state.get("ordinary_tokens"),
+                                                         excluded_token_ids=s.get("excluded_token_ids"), seconds=state["seconds"], hist_edges=HIST_EDGES,
                                                          layers=summary), indent=1))
-
 
 # %% ../nbs/20_collect.ipynb #dd2116da
 class FeatureStore:
@@ -335,7 +338,6 @@ class FeatureStore:
             self._vocab = pd.read_parquet(self.folder/"vocab.parquet").text.to_numpy(dtype=object)
         return self._vocab
     def __repr__(self): return f"FeatureStore({self.folder}, layers {self.layers}, {self.meta['tokens']:,} tokens)"
-
 
 # %% ../nbs/20_collect.ipynb #8872fa70
 def tiny_feature_store(folder, max_tokens:int=6000, **kw) -> FeatureStore:

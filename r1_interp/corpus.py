@@ -11,7 +11,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 # %% auto #0
-__all__ = ['demo_documents', 'CorpusError', 'documents', 'tokenize_corpus', 'TokenCorpus', 'corpus_stats']
+__all__ = ['CORPUS_FORMAT', 'demo_documents', 'CorpusError', 'documents', 'special_token_ids', 'corpus_key', 'tokenize_corpus',
+           'TokenCorpus', 'corpus_stats']
 
 # %% ../nbs/03_corpus.ipynb #f8c4766c
 def _champ_json() -> dict:
@@ -93,14 +94,34 @@ def documents(source:str) -> Iterator[str]:
     for f in files: yield from _file_documents(f)
 
 # %% ../nbs/03_corpus.ipynb #f788b524
+def special_token_ids(tokenizer) -> list[int]:
+    "Ids of `tokenizer`'s special tokens: BOS/EOS/PAD/UNK and every added token marked special (chat, control)."
+    ids = set(tokenizer.all_special_ids)
+    ids |= {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(t, "special", False)}
+    return sorted(int(i) for i in ids if i is not None)
+
+CORPUS_FORMAT = 2   # bump when the chunking recipe changes: a corpus made by another format is rebuilt
+
+def corpus_key(source:str, tokenizer, ctx_len:int, max_tokens:int, eval_fraction:float, seed:int, separator:int|None) -> dict:
+    "What a tokenised corpus depends on; a folder whose `meta.json` records another key is rebuilt."
+    return dict(format=CORPUS_FORMAT, source=source, ctx_len=ctx_len, max_tokens=max_tokens, eval_fraction=eval_fraction,
+                seed=seed, separator=separator, start=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else separator,
+                tokenizer=getattr(tokenizer, "name_or_path", ""), vocab_size=len(tokenizer))
+
 def tokenize_corpus(source:str, tokenizer, out_dir, ctx_len:int=256, max_tokens:int=2_000_000,
-                    eval_fraction:float=0.05, seed:int=0, batch_docs:int=64, docs:Iterable[str]|None=None) -> Path:
-    "Stream `source` (or `docs`) through `tokenizer` into fixed-length chunks in `out_dir`; returns `out_dir`."
+                    eval_fraction:float=0.05, seed:int=0, batch_docs:int=64, docs:Iterable[str]|None=None,
+                    separator:int|None=None) -> Path:
+    """Stream `source` (or `docs`) through `tokenizer` into fixed-length chunks in `out_dir`; returns `out_dir`.
+    `separator`: the id ending each document (the model's end-of-text, see `models.end_of_text_id`; default the
+    tokenizer's EOS). A folder already made with the same settings is reused, one made with others is rebuilt."""
     out_dir = Path(out_dir)
-    if (out_dir/"meta.json").exists(): return out_dir
+    separator = tokenizer.eos_token_id if separator is None else int(separator)
+    key = corpus_key(source, tokenizer, ctx_len, max_tokens, eval_fraction, seed, separator)
+    if docs is None and (out_dir/"meta.json").exists() and json.loads((out_dir/"meta.json").read_text()).get("key") == key:
+        return out_dir
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp"); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    body = ctx_len - (bos is not None)
+    start = key["start"]
+    body = ctx_len - (start is not None)
     buf, n_chunks, n_docs, n_chars = [], 0, 0, 0
     limit = max(1, max_tokens // ctx_len)
     docs = iter(documents(source) if docs is None else docs)
@@ -111,9 +132,9 @@ def tokenize_corpus(source:str, tokenizer, out_dir, ctx_len:int=256, max_tokens:
             n_docs += len(batch); n_chars += sum(map(len, batch))
             for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
                 buf.extend(ids)
-                if eos is not None: buf.append(eos)
+                if separator is not None: buf.append(separator)
             while len(buf) >= body and n_chunks < limit:
-                chunk = ([bos] if bos is not None else []) + buf[:body]; del buf[:body]
+                chunk = ([start] if start is not None else []) + buf[:body]; del buf[:body]
                 f.write(np.asarray(chunk, dtype=np.uint32).tobytes()); n_chunks += 1
     if n_chunks == 0:
         shutil.rmtree(tmp)
@@ -122,9 +143,13 @@ def tokenize_corpus(source:str, tokenizer, out_dir, ctx_len:int=256, max_tokens:
     n_eval = int(round(eval_fraction * n_chunks)) if eval_fraction else 0
     if eval_fraction and n_chunks > 1: n_eval = min(max(n_eval, 1), n_chunks - 1)
     np.save(tmp/"eval_idx.npy", np.sort(perm[:n_eval])); np.save(tmp/"train_idx.npy", perm[n_eval:])
+    excluded = special_token_ids(tokenizer)
+    if separator is not None and separator not in excluded: excluded = sorted(excluded + [separator])
     meta = dict(source=source, ctx_len=ctx_len, n_chunks=n_chunks, n_tokens=n_chunks*ctx_len, n_docs=n_docs, n_chars=n_chars,
                 n_train=n_chunks-n_eval, n_eval=n_eval, seed=seed, dtype="uint32", vocab_size=len(tokenizer),
-                tokenizer=getattr(tokenizer, "name_or_path", ""), bos_token_id=bos, eos_token_id=eos)
+                tokenizer=getattr(tokenizer, "name_or_path", ""), bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, start_token_id=start, separator_token_id=separator,
+                excluded_token_ids=excluded, excluded_tokens=tokenizer.convert_ids_to_tokens(excluded), key=key)
     (tmp/"meta.json").write_text(json.dumps(meta, indent=1))
     if out_dir.exists(): shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
@@ -141,6 +166,18 @@ class TokenCorpus:
         self.tokens = np.memmap(self.path/"tokens.bin", dtype=np.uint32, mode="r").reshape(-1, self.ctx_len)
         self.train_idx, self.eval_idx = np.load(self.path/"train_idx.npy"), np.load(self.path/"eval_idx.npy")
     def __len__(self): return len(self.tokens)
+    @property
+    def excluded_ids(self) -> list[int]:
+        "Token ids whose positions every phase leaves out (special tokens; see `special_token_ids`)."
+        if "excluded_token_ids" not in self.meta:
+            raise CorpusError(f"{self.path}/meta.json: no 'excluded_token_ids' (made by an older r1-interp); "
+                              "rerun `r1-interp prepare` to rebuild the corpus")
+        return self.meta["excluded_token_ids"]
+    def ordinary(self, ids):
+        "Boolean mask (same shape and library as `ids`: numpy or torch) of the positions holding ordinary tokens."
+        if isinstance(ids, np.ndarray): return ~np.isin(ids, self.excluded_ids)
+        import torch
+        return ~torch.isin(ids, torch.tensor(self.excluded_ids, dtype=ids.dtype, device=ids.device))
     def split(self, name:str) -> np.ndarray:
         "Chunk indices of the 'train' (shuffled) or 'eval' (sorted) split."
         return {"train": self.train_idx, "eval": self.eval_idx}[name]
@@ -157,10 +194,15 @@ class TokenCorpus:
     def __repr__(self): return f"TokenCorpus({self.path}, {self.meta['n_chunks']} chunks x {self.ctx_len} tokens, {self.meta['n_eval']} held out)"
 
 def corpus_stats(corpus:TokenCorpus, tokenizer=None, top:int=15) -> dict:
-    "Summary numbers for a report: sizes, distinct tokens, most frequent tokens."
+    "Summary numbers for a report: sizes, distinct tokens, excluded (special) tokens, most frequent tokens."
     counts = np.bincount(np.asarray(corpus.tokens).ravel(), minlength=1)
     order = np.argsort(-counts)[:top]
     name = (lambda i: tokenizer.convert_ids_to_tokens(int(i))) if tokenizer is not None else str
+    excl = [i for i in corpus.excluded_ids if i < len(counts) and counts[i]]
     return dict(**{k: corpus.meta[k] for k in ("source", "n_docs", "n_chunks", "ctx_len", "n_tokens", "n_train", "n_eval")},
                 distinct_tokens=int((counts > 0).sum()), vocab_size=corpus.meta["vocab_size"],
+                separator=f"{corpus.meta['separator_token_id']} {name(corpus.meta['separator_token_id'])}",
+                excluded_token_ids=corpus.excluded_ids,
+                excluded_positions=", ".join(f"{i} {name(i)} x{int(counts[i])}" for i in excl) or "none",
+                excluded_fraction=float(sum(counts[i] for i in excl) / counts.sum()),
                 top_tokens=[(name(i), int(counts[i])) for i in order if counts[i]])

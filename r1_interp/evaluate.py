@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['mlp_module', 'replace_mlps', 'transcode', 'by_transcoder', 'by_zero', 'by_constant', 'logit_stats', 'next_token_ce',
-           'to_probabilities', 'evaluate_transcoders']
+__all__ = ['mlp_module', 'replace_mlps', 'transcode', 'by_transcoder', 'by_zero', 'by_constant', 'ratio_se', 'logit_stats',
+           'token_ce', 'to_probabilities', 'run_from', 'evaluate_transcoders', 'faithfulness_summary']
 
 # %% ../nbs/12_evaluate.ipynb #2b241f1f
 def mlp_module(model, layer:int):
@@ -21,17 +21,24 @@ def mlp_module(model, layer:int):
     return model.base_model.layers[layer].mlp
 
 class _Replaced(torch.nn.Module):
-    "Stands in for an MLP: returns `fn(mlp_input)` without running the MLP."
-    def __init__(self, fn): super().__init__(); self.fn = fn
-    def forward(self, x): return self.fn(x).to(x.dtype)
+    "Stands in for an MLP: `fn(mlp_input)` where `keep` is True (everywhere without it), the MLP's own output elsewhere."
+    def __init__(self, fn, mlp, keep=None): super().__init__(); self.fn, self.mlp, self.keep = fn, mlp, keep
+    def forward(self, x):
+        if self.keep is None: return self.fn(x).to(x.dtype)
+        keep = self.keep.to(x.device).reshape(x.shape[:-1])
+        out = torch.empty_like(x)
+        if keep.any(): out[keep] = self.fn(x[keep]).to(x.dtype)
+        if not keep.all(): out[~keep] = self.mlp(x[~keep])
+        return out
 
 @contextmanager
-def replace_mlps(model, replacements:dict):
-    "Within the block, MLP `layer` is replaced by `fn(mlp_input)` for each `layer: fn` (the MLP itself does not run)."
+def replace_mlps(model, replacements:dict, keep=None):
+    """Within the block, MLP `layer` is replaced by `fn(mlp_input)` for each `layer: fn`; with `keep` (a boolean
+    batch x positions mask) only at the positions where it is True, the real MLP's output elsewhere."""
     layers = model.base_model.layers
     saved = {l: layers[l].mlp for l in replacements}
     try:
-        for l, fn in replacements.items(): layers[l].mlp = _Replaced(fn)
+        for l, fn in replacements.items(): layers[l].mlp = _Replaced(fn, saved[l], keep)
         yield
     finally:
         for l, m in saved.items(): layers[l].mlp = m
@@ -49,6 +56,17 @@ def by_transcoder(coder): return lambda x: transcode(coder, x)
 def by_zero(x): return torch.zeros_like(x)
 def by_constant(v): return lambda x: v.to(x.dtype).expand_as(x)
 
+def ratio_se(num, den) -> tuple[float, float]:
+    """`sum(num) / sum(den)` over clusters (chunks) and its linearised standard error,
+    `sqrt(n / (n-1) * sum((num_i - R den_i)^2)) / sum(den)` (NaN with fewer than 2 clusters)."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    D = den.sum()
+    if D == 0: return math.nan, math.nan
+    R = num.sum() / D
+    n = len(num)
+    se = math.sqrt(n / (n - 1) * float(((num - R * den) ** 2).sum())) / D if n > 1 else math.nan
+    return float(R), se
+
 # %% ../nbs/12_evaluate.ipynb #874240b7
 def _rows(z): return z.reshape(-1, z.shape[-1])
 
@@ -63,11 +81,11 @@ def logit_stats(logits, p_clean=None, chunk:int=64):
         if dot is not None: dot[i:i+chunk] = torch.bmm(p_clean[i:i+chunk, None, :], zc[:, :, None]).flatten()
     return lse, top, dot
 
-def next_token_ce(logits, lse, ids) -> float:
-    "Summed next-token cross-entropy over every position but the last, from raw logits and their log-partition."
+def token_ce(logits, lse, ids):
+    "Next-token cross-entropy at every position but the last, (B, T-1), from raw logits and their log-partition."
     B, T = ids.shape
     target = logits.reshape(B, T, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1).float()
-    return float((lse.reshape(B, T)[:, :-1] - target).sum())
+    return lse.reshape(B, T)[:, :-1] - target
 
 def to_probabilities(logits, lse, chunk:int=64):
     "(probabilities rows x V, negative entropy per row), overwriting `logits` when it is float32 (it is not needed after)."
@@ -81,26 +99,55 @@ def to_probabilities(logits, lse, chunk:int=64):
     return z, neg_entropy
 
 # %% ../nbs/12_evaluate.ipynb #b5587e45
-def _mlp_output_means(model, layers, batches, dev):
-    "Mean output of each MLP in `layers` over `batches` (one pass through the decoder layers, no unembedding)."
-    sums, n = {l: 0.0 for l in layers}, 0
-    hs = [mlp_module(model, l).register_forward_hook(lambda m, a, o, l=l: sums.__setitem__(l, sums[l] + o.reshape(-1, o.shape[-1]).float().sum(0))) for l in layers]
+def _mlp_output_means(model, layers, batches, dev, ordinary):
+    "Mean output of each MLP in `layers` over the ordinary positions of `batches` (one pass, no unembedding)."
+    sums, n, cur = {l: 0.0 for l in layers}, 0, {}
+    def hook(m, a, o, l):
+        sums[l] = sums[l] + o[cur["keep"].to(o.device)].float().sum(0)
+    hs = [mlp_module(model, l).register_forward_hook(lambda m, a, o, l=l: hook(m, a, o, l)) for l in layers]
     try:
-        for ids in batches: model.base_model(ids.to(dev)); n += ids.numel()
+        for ids in batches:
+            cur["keep"] = ordinary(ids); model.base_model(ids.to(dev)); n += int(cur["keep"].sum())
     finally:
         for h in hs: h.remove()
     return {l: sums[l] / max(n, 1) for l in layers}
 
+class _Inputs:
+    "Records, during a forward, the input and keyword arguments of the decoder layers in `layers` (for `run_from`)."
+    def __init__(self, model, layers):
+        self.got, self.hs = {}, [model.base_model.layers[l].register_forward_pre_hook(
+            lambda m, a, kw, l=l: self.got.__setitem__(l, (a[0] if a else kw["hidden_states"], kw)), with_kwargs=True) for l in layers]
+    def remove(self):
+        for h in self.hs: h.remove()
+
+def run_from(model, layer:int, hidden, kwargs):
+    "Logits of `model` from decoder layer `layer` on, given that layer's input `hidden` and keyword arguments (recorded by `_Inputs`)."
+    kw = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+    for dl in model.base_model.layers[layer:]:
+        out = dl(hidden, **kw)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return model.lm_head(model.base_model.norm(hidden))
+
+def _per_chunk(values, mask) -> np.ndarray:
+    "Per-row sums of `values` (B, T') over `mask` (B, T'), as float64 numpy."
+    return (values.float() * mask).sum(-1).double().cpu().numpy()
+
 @torch.no_grad()
 def evaluate_transcoders(model, coders:dict, batches, baselines:bool=True, full_replacement:bool=True, return_counts:bool=False,
-                         per_layer_splices:bool=True):
-    "Per-layer faithfulness table and full-replacement summary over `batches` (LongTensors of token ids); with `return_counts`, also each layer's per-feature firing counts."
+                         per_layer_splices:bool=True, excluded_ids=(), baseline_batches:int|None=None):
+    """Per-layer faithfulness table and full-replacement summary over `batches` (LongTensors of token ids, one row
+    per chunk), each statistic with its standard error over chunks (`<name>_se`). Positions holding `excluded_ids`
+    (special tokens) are left out of every statistic and keep their true MLP output in every splice. The zero- and
+    mean-ablation baselines run on the first `baseline_batches` batches only (None: all; they are there for scale and
+    are reported with their own, larger, errors). With `return_counts`, also each layer's per-feature firing counts."""
     model.eval()
     batches = list(batches)
     layers = sorted(coders)
     dev = next(model.parameters()).device
+    excl = torch.tensor(sorted(set(int(i) for i in excluded_ids)), dtype=torch.long)
+    def ordinary(ids): return ~torch.isin(ids, excl.to(ids.device))
     # mean-ablation needs every MLP's mean output before any splice: one pass without the unembedding
-    means = _mlp_output_means(model, layers, batches, dev) if baselines else {}
+    means = _mlp_output_means(model, layers, batches, dev, ordinary) if baselines else {}
     splices = {}                                   # name -> replacements; every batch runs each once
     for l in layers if per_layer_splices else []:
         splices[("tc", l)] = {l: by_transcoder(coders[l])}
@@ -108,52 +155,100 @@ def evaluate_transcoders(model, coders:dict, batches, baselines:bool=True, full_
     if full_replacement:
         splices["full"] = {l: by_transcoder(coders[l]) for l in layers}
         if baselines: splices["full_mean"] = {l: by_constant(means[l]) for l in layers}
-    acc = {k: dict(ce=0.0, kl=0.0, agree=0.0) for k in splices}
-    stats = {l: dict(sse=0.0, sse_skip=0.0, sum_y=0.0, sum_y2=0.0, n=0, l0=0.0, fired=None) for l in layers}
-    clean_ce, n_tok, n_pos = 0.0, 0, 0
+    acc = {k: dict(ce=[], kl=[], agree=[], n=[]) for k in splices}  # per-chunk sums
+    is_baseline = {k: (k[0] if isinstance(k, tuple) else k) in ("zero", "mean", "full_mean") for k in splices}
+    keys = ("sse", "sse_skip", "sum_y2", "n", "l0")
+    stats = {l: {**{k: [] for k in keys}, "sum_y": [], "fired": None} for l in layers}
+    clean_ce, n_pred, n_rows = [], [], []
     # batch by batch: the clean forward, then every splice against it (memory: one batch's logits, whatever the eval size)
-    for ids in batches:
+    for b, ids in enumerate(batches):
         ids = ids.to(dev); io = {}
+        todo = {k: r for k, r in splices.items() if not is_baseline[k] or baseline_batches is None or b < baseline_batches}
+        keep = ordinary(ids)                                       # positions the splices replace
+        pm = (keep[:, :-1] & keep[:, 1:]).float()                  # predictions of an ordinary token from an ordinary position
         hs = [mlp_module(model, l).register_forward_hook(lambda m, a, o, l=l: io.__setitem__(l, (a[0], o))) for l in layers] if per_layer_splices else []
-        try: logits = model(ids).logits
+        starts = _Inputs(model, sorted({min(r) for r in todo.values()}))
+        try: logits = model(ids, use_cache=False).logits
         finally:
+            starts.remove()
             for h in hs: h.remove()
+        B, T = ids.shape
         lse, top_clean, _ = logit_stats(logits)
-        clean_ce += next_token_ce(logits, lse, ids); n_tok += ids[:, 1:].numel(); n_pos += ids.numel()
+        ce0 = token_ce(logits, lse, ids)
+        clean_ce.append(_per_chunk(ce0, pm)); n_pred.append(pm.sum(-1).double().cpu().numpy())
         p_clean, neg_entropy = to_probabilities(logits, lse)
         for l in io:
-            x, y = (t.reshape(-1, t.shape[-1]).float() for t in io[l]); c = coders[l]; s = stats[l]
+            x, y = (t[keep].float() for t in io[l]); c = coders[l]; s = stats[l]
+            row = torch.arange(B, device=dev)[:, None].expand(B, T)[keep]     # the chunk of each ordinary position
             out = c(x.to(c.dtype))
-            s["sum_y"] = s["sum_y"] + y.sum(0); s["n"] += len(y); s["sum_y2"] += float(y.pow(2).sum())
-            s["sse"] += float((y - out.sae_out.float()).pow(2).sum())
+            def per_row(v): return torch.zeros(B, dtype=torch.float64, device=dev).index_add_(0, row, v.double()).cpu().numpy()
+            s["sum_y"].append(torch.zeros(B, y.shape[1], dtype=torch.float64, device=dev).index_add_(0, row, y.double()).cpu().numpy())
+            s["n"].append(keep.sum(-1).double().cpu().numpy()); s["sum_y2"].append(per_row(y.pow(2).sum(-1)))
+            s["sse"].append(per_row((y - out.sae_out.float()).pow(2).sum(-1)))
             skip = x @ c.W_skip.float().T + c.b_dec.float() if c.W_skip is not None else c.b_dec.float().expand_as(y)
-            s["sse_skip"] += float((y - skip).pow(2).sum())
-            s["l0"] += float((out.latent_acts > 0).sum())
+            s["sse_skip"].append(per_row((y - skip).pow(2).sum(-1)))
+            s["l0"].append(per_row((out.latent_acts > 0).sum(-1)))
             cnt = torch.bincount(out.latent_indices[out.latent_acts > 0].flatten(), minlength=c.num_latents)
             s["fired"] = cnt if s["fired"] is None else s["fired"] + cnt
         del io
-        for k, repl in splices.items():
-            with replace_mlps(model, repl): lg = model(ids).logits
+        for k, repl in todo.items():
+            first = min(repl)                                          # layers before the first spliced one are as in the clean pass
+            with replace_mlps(model, repl, keep): lg = run_from(model, first, *starts.got[first])
             lse_x, top_x, dot = logit_stats(lg, p_clean)
             a = acc[k]
-            a["ce"] += next_token_ce(lg, lse_x, ids)
-            a["kl"] += float((neg_entropy - dot + lse_x).sum())       # KL(clean || spliced) = sum p (log p - z + lse)
-            a["agree"] += float((top_clean == top_x).sum())
-    clean_ce /= n_tok
-    res = {k: (a["ce"] / n_tok - clean_ce, a["kl"] / n_pos, a["agree"] / n_pos) for k, a in acc.items()}
+            a["ce"].append(_per_chunk(token_ce(lg, lse_x, ids) - ce0, pm))          # paired: the same tokens, spliced - clean
+            kl = (neg_entropy - dot + lse_x).reshape(B, T)[:, :-1]                  # KL(clean || spliced) = sum p (log p - z + lse)
+            a["kl"].append(_per_chunk(kl, pm))
+            a["agree"].append(_per_chunk((top_clean == top_x).reshape(B, T)[:, :-1], pm)); a["n"].append(n_pred[-1])
+    cat = np.concatenate
+    n_pred = cat(n_pred)
+    def est(name, num, den=n_pred) -> dict:
+        v, se = ratio_se(num, den); return {name: v, f"{name}_se": se}
+    res = {k: {**est("ce", cat(a["ce"]), cat(a["n"])), **est("kl", cat(a["kl"]), cat(a["n"])), **est("agree", cat(a["agree"]), cat(a["n"]))}
+           for k, a in acc.items()}
     rows = []
     for l in layers if per_layer_splices else []:
-        s = stats[l]; sst = s["sum_y2"] - float(s["sum_y"].pow(2).sum()) / s["n"]
-        d_ce, kl, _ = res[("tc", l)]
-        row = dict(layer=l, fvu=s["sse"] / sst, fvu_skip_only=s["sse_skip"] / sst, fvu_zero=s["sum_y2"] / sst, l0=s["l0"] / s["n"],
-                   dead_eval=float((s["fired"] == 0).float().mean()), ce_increase=d_ce, kl=kl)
-        if baselines: row["ce_increase_zero_ablation"], row["ce_increase_mean_ablation"] = res[("zero", l)][0], res[("mean", l)][0]
+        s = {k: cat(v) for k, v in stats[l].items() if k != "fired"}
+        n = s["n"]; mu = s["sum_y"].sum(0) / n.sum()
+        sst = s["sum_y2"] - 2 * s["sum_y"] @ mu + n * float(mu @ mu)          # per chunk, around the overall mean
+        r = res[("tc", l)]
+        row = dict(layer=l, **est("fvu", s["sse"], sst), fvu_skip_only=s["sse_skip"].sum() / sst.sum(), fvu_zero=s["sum_y2"].sum() / sst.sum(),
+                   **est("l0", s["l0"], n), dead_eval=float((stats[l]["fired"] == 0).float().mean()),
+                   ce_increase=r["ce"], ce_increase_se=r["ce_se"], kl=r["kl"], kl_se=r["kl_se"])
+        if baselines:
+            for z in ("zero", "mean"):
+                row[f"ce_increase_{z}_ablation"], row[f"ce_increase_{z}_ablation_se"] = res[(z, l)]["ce"], res[(z, l)]["ce_se"]
+            row["baseline_tokens"] = int(cat(acc[("mean", l)]["n"]).sum())
+        row.update(tokens=int(n_pred.sum()), chunks=len(n_pred))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("layer") if rows else pd.DataFrame()
-    full = dict(clean_ce=clean_ce, tokens=n_tok)
+    full = dict(**{k.replace("ce", "clean_ce"): v for k, v in est("ce", cat(clean_ce)).items()}, tokens=int(n_pred.sum()),
+                chunks=len(n_pred), positions=int(sum(b.numel() for b in batches)), excluded_token_ids=[int(i) for i in excl])
     if full_replacement:
-        d_ce, kl, agree = res["full"]
-        full.update(ce_increase=d_ce, kl=kl, top1_agreement=agree, layers=len(layers))
-        if baselines: full["ce_increase_mean_ablation_all"] = res["full_mean"][0]
+        r = res["full"]
+        full.update(ce_increase=r["ce"], ce_increase_se=r["ce_se"], kl=r["kl"], kl_se=r["kl_se"],
+                    top1_agreement=r["agree"], top1_agreement_se=r["agree_se"], layers=len(layers))
+        if baselines:
+            full["ce_increase_mean_ablation_all"], full["ce_increase_mean_ablation_all_se"] = res["full_mean"]["ce"], res["full_mean"]["ce_se"]
+            full["baseline_tokens"] = int(cat(acc["full_mean"]["n"]).sum())
     if return_counts: return table, full, {l: stats[l]["fired"].cpu().numpy() for l in layers}
     return table, full
+
+# %% ../nbs/12_evaluate.ipynb #0f9629ce
+def faithfulness_summary(table:pd.DataFrame, targets=(0.05, 0.1), z:float=2.0) -> dict:
+    "What a per-layer table supports: layers surely under / surely over / undecided for each CE target, and layers worse than mean-ablation."
+    t = table.reset_index() if "layer" not in table else table
+    ce, se = t.ce_increase.to_numpy(), t.ce_increase_se.fillna(np.inf).to_numpy()
+    out = dict(layers=len(t), median_ce_increase=float(np.median(ce)), median_ce_increase_se=float(np.nanmedian(t.ce_increase_se)))
+    for x in targets:
+        out[f"under_{x}"] = [int(l) for l in t.layer[ce + z * se < x]]
+        out[f"over_{x}"] = [int(l) for l in t.layer[ce - z * se > x]]
+        out[f"undecided_{x}"] = [int(l) for l in t.layer[(ce + z * se >= x) & (ce - z * se <= x)]]
+    if "ce_increase_mean_ablation" in t:
+        diff = ce - t.ce_increase_mean_ablation.to_numpy()
+        dse = np.sqrt(se ** 2 + t.ce_increase_mean_ablation_se.fillna(np.inf).to_numpy() ** 2)
+        worse = t[diff - z * dse > 0]
+        out["worse_than_mean_ablation"] = [dict(layer=int(r.layer), ce_increase=float(r.ce_increase), se=float(r.ce_increase_se),
+                                                mean_ablation=float(r.ce_increase_mean_ablation), mean_ablation_se=float(r.ce_increase_mean_ablation_se))
+                                           for r in worse.itertuples()]
+    return out

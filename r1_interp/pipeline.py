@@ -115,7 +115,8 @@ def read_evals(folder) -> "pd.DataFrame":
     rows = []
     for p in sorted((Path(folder)/"checkpoints").glob("*/eval.json")):
         e = json.loads(p.read_text())
-        rows += [dict(r, run=e["run"], run_dir=str(p.parent), tokens_trained=e["tokens_trained"]) for r in e["layers"]]
+        rows += [dict(r, run=e["run"], run_dir=str(p.parent), tokens_trained=e["tokens_trained"],
+                      excluded_token_ids=e.get("excluded_token_ids")) for r in e["layers"]]
     return pd.DataFrame(rows)
 
 def load_trained_transcoders(outputs, layers=None, d_model:int|None=None, device="cpu") -> dict:
@@ -173,7 +174,8 @@ def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_de
                 for g in cfg.layer_groups()]
     if phase == "summary":
         return [Job(notebook_path(root, "train_summary"), outputs/"train"/"summary.ipynb",
-                    dict(preset=preset, outputs=str(outputs), model=cfg.model, eval_tokens=cfg.eval_tokens, eval_batch_size=cfg.eval_batch_size))]
+                    dict(preset=preset, outputs=str(outputs), model=cfg.model, eval_tokens=cfg.eval_tokens, eval_batch_size=cfg.eval_batch_size,
+                         baseline_tokens=cfg.baseline_tokens))]
     raise PipelineError(f"unknown phase '{phase}' (phases: {', '.join(PHASES)})")
 
 # %% ../nbs/08_pipeline.ipynb #dc731b7e

@@ -107,15 +107,16 @@ def last_checkpoint(run_dir) -> Path|None:
     if not (run_dir/"state.pt").exists() and (old/"state.pt").exists(): os.replace(old, run_dir)
     return run_dir if (run_dir/"state.pt").exists() else None
 
-def sparsify_config(cfg:TrainConfig, save_dir, run_name:str, n_chunks:int):
-    "sparsify's TrainConfig for our config (skip transcoder, TopK, fvu loss)."
+def sparsify_config(cfg:TrainConfig, save_dir, run_name:str, n_chunks:int, exclude_tokens=()):
+    "sparsify's TrainConfig for our config (skip transcoder, TopK, fvu loss), leaving out positions of `exclude_tokens`."
     steps = max(1, n_chunks // cfg.batch_size)
     return sparsify.TrainConfig(
         sparsify.SaeConfig(expansion_factor=cfg.expansion_factor, k=cfg.k, transcode=True, skip_connection=True, activation="topk"),
         hookpoints=hookpoints(cfg.layers), batch_size=cfg.batch_size, grad_acc_steps=cfg.grad_acc_steps, lr=cfg.lr,
         optimizer=cfg.optimizer, lr_warmup_steps=cfg.lr_warmup_steps,
         auxk_alpha=cfg.auxk_alpha, dead_feature_threshold=cfg.dead_feature_threshold, save_every=min(cfg.save_every, steps),
-        log_to_wandb=cfg.log_to_wandb, run_name=run_name, save_dir=str(save_dir), loss_fn="fvu", distribute_modules=False)
+        log_to_wandb=cfg.log_to_wandb, run_name=run_name, save_dir=str(save_dir), loss_fn="fvu", distribute_modules=False,
+        exclude_tokens=[int(t) for t in exclude_tokens])
 
 def train_transcoders(cfg:TrainConfig, corpus_dir, out_dir, run_name:str="transcoders", model=None, distribute_modules:bool=False,
                       shard:tuple[int, int]|None=None) -> Path:
@@ -130,7 +131,7 @@ def train_transcoders(cfg:TrainConfig, corpus_dir, out_dir, run_name:str="transc
         per = len(data) // world
         data = ChunkDataset(corpus, idx=data.idx[rank::world][:per])
     if model is None: model, _ = load_model(cfg.model)
-    scfg = sparsify_config(cfg, out_dir, run_name, len(data))
+    scfg = sparsify_config(cfg, out_dir, run_name, len(data), exclude_tokens=corpus.excluded_ids)
     scfg.distribute_modules = distribute_modules
     run_dir = Path(out_dir)/run_name
     trainer = CheckpointingTrainer(scfg, data, model.base_model)
