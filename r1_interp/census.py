@@ -10,9 +10,10 @@ from networkx.algorithms.triads import TRIAD_NAMES, TRICODES
 from .graph_json import AttributionGraph
 
 # %% auto #0
-__all__ = ['TRIAD_LABELS', 'TRIAD_DESCRIPTIONS', 'FFL_SIGNS', 'triad_census_bm', 'triad_census_bits', 'triad_census_edges',
-           'triad_census_batch', 'simple_edges', 'triad_census', 'ffl_instances', 'signed_ffl_census', 'quad_labels',
-           'quad_census']
+__all__ = ['TRIAD_LABELS', 'TRIAD_DESCRIPTIONS', 'FFL_SIGNS', 'FOUR_NODE_PATTERNS', 'triad_census_bm', 'triad_census_bits',
+           'triad_census_edges', 'triad_census_batch', 'simple_edges', 'triad_census', 'ffl_instances',
+           'signed_ffl_census', 'coherent_share_expected', 'ffl_coherence', 'quad_labels', 'quad_census',
+           'four_node_patterns_edges', 'four_node_patterns_batch', 'four_node_patterns']
 
 # %% ../nbs/41_census.ipynb #e844abf1
 TRIAD_LABELS = tuple(TRIAD_NAMES)                                  # '003', '012', ..., '300' (networkx order)
@@ -185,8 +186,8 @@ def ffl_instances(g:AttributionGraph, top:int|None=20):
     A, B, C = np.array(rows).T
     df = pd.DataFrame(dict(A=g.node_id[A], B=g.node_id[B], C=g.node_id[C], w_AB=W[A, B], w_BC=W[B, C], w_AC=W[A, C]))
     df["strength"] = np.minimum(np.minimum(np.abs(df.w_AB), np.abs(df.w_BC)), np.abs(df.w_AC))
-    df["sign"] = [("+" if x > 0 else "-") + ("+" if y > 0 else "-") + ("+" if z > 0 else "-") for x, y, z in zip(df.w_AB, df.w_BC, df.w_AC)]
-    df["coherent"] = np.sign(df.w_AB) * np.sign(df.w_BC) == np.sign(df.w_AC)
+    df["sign"] = [("-" if x < 0 else "+") + ("-" if y < 0 else "+") + ("-" if z < 0 else "+") for x, y, z in zip(df.w_AB, df.w_BC, df.w_AC)]
+    df["coherent"] = df["sign"].str.count("-") % 2 == 0
     df["label_A"], df["label_B"], df["label_C"] = g.label[A], g.label[B], g.label[C]
     df["layers"] = [f"{x}->{y}->{z}" for x, y, z in zip(g.layer[A], g.layer[B], g.layer[C])]
     df = df.sort_values("strength", ascending=False, kind="stable").reset_index(drop=True)
@@ -195,10 +196,41 @@ def ffl_instances(g:AttributionGraph, top:int|None=20):
 FFL_SIGNS = tuple(a + b + c for a in "+-" for b in "+-" for c in "+-")   # signs of (A->B, B->C, A->C)
 
 def signed_ffl_census(g:AttributionGraph) -> dict:
-    "Counts of the 8 FFL sign patterns (A->B, B->C, A->C) plus coherent/incoherent totals."
-    df = ffl_instances(g, top=None)
-    counts = {s: int((df["sign"] == s).sum()) for s in FFL_SIGNS}
-    return dict(counts, coherent=int(df["coherent"].sum()), incoherent=int((~df["coherent"].astype(bool)).sum()))
+    "Counts of the 8 FFL sign patterns (A->B, B->C, A->C) plus coherent/incoherent totals (sparse matrix products, no listing)."
+    from scipy import sparse
+    s, t = simple_edges(g)
+    n = g.n_nodes
+    adj = np.zeros((n, n), bool); adj[s, t] = True
+    W = np.zeros((n, n)); W[g.src, g.dst] = g.weight
+    keep = ~adj[t, s]                                  # asymmetric edges only, as in the census
+    s, t = s[keep], t[keep]; negative = W[s, t] < 0
+    X = {sign: sparse.csr_matrix((np.ones(int(m.sum())), (s[m], t[m])), shape=(n, n)) for sign, m in (("+", ~negative), ("-", negative))}
+    counts = {}
+    for ab in "+-":
+        for bc in "+-":
+            paths = X[ab] @ X[bc]
+            for ac in "+-": counts[ab + bc + ac] = int(round(paths.multiply(X[ac]).sum()))
+    coherent = sum(v for k, v in counts.items() if k.count("-") % 2 == 0)
+    return dict(counts, coherent=coherent, incoherent=sum(counts.values()) - coherent)
+
+# %% ../nbs/41_census.ipynb #8e741cf3
+def coherent_share_expected(n_edges:int, n_negative:int) -> float:
+    "Expected share of coherent FFLs (an even number of negative edges) when 3 distinct edges' signs are drawn from `n_edges` of which `n_negative` are negative."
+    from math import comb
+    if n_edges < 3: return float("nan")
+    p = n_edges - n_negative
+    return (comb(p, 3) + comb(n_negative, 2) * p) / comb(n_edges, 3)
+
+def ffl_coherence(g:AttributionGraph, signed:dict|None=None) -> dict:
+    "FFL count, coherent share, its expectation with the edge signs shuffled, and the excess (share - expectation); NaN shares without FFLs. `signed`: `signed_ffl_census(g)` if already computed."
+    s, t = simple_edges(g)
+    W = np.zeros((g.n_nodes, g.n_nodes)); W[g.src, g.dst] = g.weight
+    neg = int((W[s, t] < 0).sum())
+    sc = signed or signed_ffl_census(g); n = sc["coherent"] + sc["incoherent"]
+    share = sc["coherent"] / n if n else float("nan")
+    expected = coherent_share_expected(len(s), neg)
+    return dict(ffl=n, coherent=sc["coherent"], coherent_share=share, coherent_expected=expected,
+                coherent_excess=share - expected, negative_edge_share=neg / len(s) if len(s) else float("nan"))
 
 # %% ../nbs/41_census.ipynb #21519bc9
 def _class_edges(size, cls):
@@ -221,3 +253,41 @@ def quad_census(g:AttributionGraph) -> dict[str, int]:
     s, t = simple_edges(g)
     counts = ig.Graph(n=g.n_nodes, edges=np.column_stack([s, t]).tolist(), directed=True).motifs_randesu(size=4)
     return {lab: int(c) for lab, c in zip(quad_labels(), counts) if c == c}
+
+# %% ../nbs/41_census.ipynb #869cee6f
+FOUR_NODE_PATTERNS = ("bi-fan", "bi-parallel")
+
+@numba.njit(cache=True)
+def four_node_patterns_edges(n, src, dst):
+    "Subgraph (non-induced) counts of the bi-fan and the bi-parallel in a simple directed graph: [bi-fan, bi-parallel]."
+    W = (n + 63) // 64
+    one = np.uint64(1)
+    OUT = np.zeros((n, W), np.uint64); IN = np.zeros((n, W), np.uint64)
+    outdeg = np.zeros(n, np.int64); indeg = np.zeros(n, np.int64)
+    for e in range(len(src)):
+        a, b = src[e], dst[e]
+        OUT[a, b >> 6] |= one << np.uint64(b & 63); IN[b, a >> 6] |= one << np.uint64(a & 63)
+        outdeg[a] += 1; indeg[b] += 1
+    fan = np.flatnonzero(outdeg >= 2); sink = np.flatnonzero(indeg >= 2)
+    bifan = 0; bipar = 0
+    for i in range(len(fan)):
+        a = fan[i]
+        for j in range(i + 1, len(fan)):
+            k = _pc_and(OUT[a], OUT[fan[j]]); bifan += k * (k - 1) // 2
+        for j in range(len(sink)):
+            d = sink[j]
+            if d == a: continue
+            k = _pc_and(OUT[a], IN[d]); bipar += k * (k - 1) // 2
+    return np.array([bifan, bipar], np.int64)
+
+@numba.njit(parallel=True, cache=True)
+def four_node_patterns_batch(n, src, dsts):
+    "Pattern counts of graphs with edges (src, dsts[k]) for every row k of `dsts`: (k x 2)."
+    out = np.zeros((dsts.shape[0], 2), np.int64)
+    for k in numba.prange(dsts.shape[0]): out[k] = four_node_patterns_edges(n, src, dsts[k])
+    return out
+
+def four_node_patterns(g:AttributionGraph) -> dict[str, int]:
+    "Subgraph counts of the bi-fan and the bi-parallel in `g` (simple graph)."
+    s, t = simple_edges(g)
+    return dict(zip(FOUR_NODE_PATTERNS, four_node_patterns_edges(g.n_nodes, s, t).tolist()))

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numba
 from .graph_json import AttributionGraph
-from .census import TRIAD_LABELS, triad_census_batch, simple_edges
+from .census import TRIAD_LABELS, triad_census_batch, simple_edges, FOUR_NODE_PATTERNS, four_node_patterns_batch
 
 # %% auto #0
 __all__ = ['CONFIGURATION', 'LAYERED', 'NULL_MODELS', 'MAX_NODES', 'DEFAULT_SWAPS', 'CONNECTED_TRIADS', 'NullModelError',
-           'dag_layers', 'sample_seeds', 'null_censuses', 'mixing_diagnostics', 'MotifSignificance',
-           'motif_significance', 'null_graphs', 'layer_pair_degrees', 'quad_significance']
+           'dag_layers', 'sample_seeds', 'null_counts', 'null_censuses', 'mixing_diagnostics', 'MotifSignificance',
+           'motif_significance', 'null_significance', 'null_graphs', 'layer_pair_degrees', 'quad_significance']
 
 # %% ../nbs/42_nulls.ipynb #8edfb2fe
 class NullModelError(ValueError): pass
@@ -119,19 +119,27 @@ def sample_seeds(seed:int, k:int) -> np.ndarray:
 
 MAX_NODES = 20_000   # each sample thread holds an n x n adjacency: 400 MB at this size
 
-def null_censuses(g:AttributionGraph, null_model:str="layered", n_random:int=1000, swaps_per_edge:float|None=None,
-                  seed:int=0, chunk:int=256) -> tuple[np.ndarray, float]:
-    "Triad censuses of `n_random` randomised copies of `g` (n_random x 16) and the swap acceptance rate."
+def null_counts(g:AttributionGraph, null_model:str="layered", n_random:int=1000, swaps_per_edge:float|None=None,
+                seed:int=0, chunk:int=256, patterns:bool=True) -> tuple[np.ndarray, np.ndarray|None, float]:
+    "Triad censuses (n_random x 16) and, with `patterns`, bi-fan/bi-parallel counts (n_random x 2) of randomised copies of `g`; and the swap acceptance rate."
     swaps_per_edge = DEFAULT_SWAPS[null_model] if swaps_per_edge is None else swaps_per_edge
     if g.n_nodes > MAX_NODES: raise NullModelError(f"{g.name}: {g.n_nodes} nodes; null models take at most {MAX_NODES} (prune the graph or raise the weight threshold)")
     s, t, bs, bz, eb = _prepare(g, null_model)
     attempts = int(math.ceil(swaps_per_edge * len(s)))
     seeds = sample_seeds(seed, n_random)
     out, acc = np.zeros((n_random, 16), np.int64), 0
+    pat = np.zeros((n_random, len(FOUR_NODE_PATTERNS)), np.int64) if patterns else None
     for i in range(0, n_random, chunk):   # bounded memory: chunk x E rewired targets at a time
         dsts, a = _randomise(g.n_nodes, s, t, bs, bz, eb, attempts, NULL_MODELS[null_model], seeds[i:i+chunk])
         out[i:i+chunk] = triad_census_batch(g.n_nodes, s, dsts); acc += int(a.sum())
-    return out, acc / max(1, attempts * n_random)
+        if patterns: pat[i:i+chunk] = four_node_patterns_batch(g.n_nodes, s, dsts)
+    return out, pat, acc / max(1, attempts * n_random)
+
+def null_censuses(g:AttributionGraph, null_model:str="layered", n_random:int=1000, swaps_per_edge:float|None=None,
+                  seed:int=0, chunk:int=256) -> tuple[np.ndarray, float]:
+    "Triad censuses of `n_random` randomised copies of `g` (n_random x 16) and the swap acceptance rate."
+    out, _, acc = null_counts(g, null_model, n_random, swaps_per_edge, seed, chunk, patterns=False)
+    return out, acc
 
 # %% ../nbs/42_nulls.ipynb #96a5af63
 def mixing_diagnostics(g:AttributionGraph, null_model:str="layered", checkpoints=(0.5, 1, 2, 5, 10, 20, 50, 100),
@@ -193,12 +201,34 @@ class MotifSignificance:
     @property
     def ratio(self):
         with np.errstate(divide="ignore", invalid="ignore"): return np.where(self.mean > 0, self.real / np.where(self.mean > 0, self.mean, 1), np.nan)
+    @property
+    def log_ratio(self):
+        "log((real + 1) / (null mean + 1)): the excess as a log ratio (the +1 keeps zero counts finite); NaN where the null has zero variance."
+        return np.where(self.std > 0, np.log1p(self.real) - np.log1p(self.mean), np.nan)
+    @property
+    def dof(self) -> int:
+        "Degrees of freedom of the profile under the null: the rank of the null samples' covariance (1: the profile is one bit, up to sign)."
+        if len(self.null) < 2: return 0
+        sv = np.linalg.svd((self.null - self.mean).astype(float), compute_uv=False)
+        return int((sv > 1e-9 * sv.max()).sum()) if sv.max() > 0 else 0
 
     def table(self):
         "One row per motif class: real, null mean and sd, Z, SP, p-values, ratio."
         import pandas as pd
         return pd.DataFrame(dict(motif=self.labels, real=self.real, null_mean=self.mean, null_sd=self.std, z=self.z, sp=self.sp,
-                                 p_upper=self.p_upper, p_lower=self.p_lower, ratio=self.ratio)).set_index("motif")
+                                 p_upper=self.p_upper, p_lower=self.p_lower, ratio=self.ratio, log_ratio=self.log_ratio)).set_index("motif")
+
+def _triads(g, null_model, n_random, swaps, seed, real, null, acc) -> MotifSignificance:
+    sel = [TRIAD_LABELS.index(l) for l in CONNECTED_TRIADS]
+    r = MotifSignificance(g.name, null_model, n_random, swaps, seed, acc, CONNECTED_TRIADS, real[sel], null[:, sel])
+    if null_model == "layered":
+        r.notes.append("layered null: 021D, 021U and 021C each equal a constant minus the 030T (FFL) count, so their Z-scores mirror the FFL's; they are not independent findings")
+    if r.zero_variance: r.notes.append(f"zero variance under the null (Z undefined, left out of the profile): {', '.join(r.zero_variance)}")
+    if r.dof == 0 and len(r.null) > 1:
+        r.notes.append("no triad class varies under this null (no swap changes the census): the profile is undefined")
+    elif r.dof == 1:
+        r.notes.append("the triad profile has 1 degree of freedom under this null: every graph's SP is the same vector up to sign, so profiles carry one bit and are not compared by cosine")
+    return r
 
 def motif_significance(g:AttributionGraph, null_model:str="layered", n_random:int=1000, swaps_per_edge:float|None=None,
                        seed:int=0) -> MotifSignificance:
@@ -207,12 +237,20 @@ def motif_significance(g:AttributionGraph, null_model:str="layered", n_random:in
     swaps = DEFAULT_SWAPS[null_model] if swaps_per_edge is None else swaps_per_edge
     real = np.array(list(triad_census(g).values()))
     null, acc = null_censuses(g, null_model, n_random, swaps, seed)
-    sel = [TRIAD_LABELS.index(l) for l in CONNECTED_TRIADS]
-    r = MotifSignificance(g.name, null_model, n_random, swaps, seed, acc, CONNECTED_TRIADS, real[sel], null[:, sel])
-    if null_model == "layered":
-        r.notes.append("layered null: 021D, 021U and 021C each equal a constant minus the 030T (FFL) count, so their Z-scores mirror the FFL's; they are not independent findings")
-    if r.zero_variance: r.notes.append(f"zero variance under the null (Z undefined, left out of the profile): {', '.join(r.zero_variance)}")
-    return r
+    return _triads(g, null_model, n_random, swaps, seed, real, null, acc)
+
+def null_significance(g:AttributionGraph, null_model:str="layered", n_random:int=1000, swaps_per_edge:float|None=None,
+                      seed:int=0) -> tuple[MotifSignificance, MotifSignificance]:
+    "(triads, bi-fan/bi-parallel) of `g`, both against the same `n_random` samples of a null model."
+    from r1_interp.census import triad_census, four_node_patterns
+    swaps = DEFAULT_SWAPS[null_model] if swaps_per_edge is None else swaps_per_edge
+    real = np.array(list(triad_census(g).values()))
+    null, pat, acc = null_counts(g, null_model, n_random, swaps, seed)
+    tri = _triads(g, null_model, n_random, swaps, seed, real, null, acc)
+    quad = MotifSignificance(g.name, null_model, n_random, swaps, seed, acc, FOUR_NODE_PATTERNS,
+                             np.array(list(four_node_patterns(g).values())), pat)
+    if quad.zero_variance: quad.notes.append(f"zero variance under the null: {', '.join(quad.zero_variance)}")
+    return tri, quad
 
 # %% ../nbs/42_nulls.ipynb #a8eeab1f
 def null_graphs(g:AttributionGraph, null_model:str="layered", n_random:int=10, swaps_per_edge:float|None=None, seed:int=0):

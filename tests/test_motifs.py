@@ -1,7 +1,8 @@
 """Motif census, null models and comparisons on real graphs (Anthropic's published Haiku graph and the shared
-degenerate graphs), property tests of the layered null on random layered DAGs, the downloader against a local HTTP
-server, and the `r1-interp motifs` command."""
-import functools, http.server, json, math, subprocess, threading
+degenerate graphs), property tests of the layered null on random layered DAGs, the calibration of group comparisons
+on random layered DAGs (false positives and power), the downloader against a local HTTP server, and the
+`r1-interp motifs` and `r1-interp motifs compare` commands."""
+import functools, http.server, json, math, subprocess, sys, threading
 from collections import Counter
 from pathlib import Path
 import networkx as nx
@@ -12,7 +13,8 @@ from conftest import HAIKU, DEGENERATE, needs_shared_graphs, r1_interp_cmd
 from r1_interp.graph_json import load_graph, parse_graph, fetch_graph, GraphFormatError, load_graph_dir
 from r1_interp.census import triad_census, simple_edges, ffl_instances, signed_ffl_census, FFL_SIGNS
 from r1_interp.nulls import motif_significance, null_graphs, null_censuses, layer_pair_degrees, dag_layers
-from r1_interp.motif_compare import analyse_graph, analyse_folders, profile_frame, compare_groups, category_profiles, cosine_matrix
+from r1_interp.motif_compare import (analyse_graph, analyse_folders, profile_frame, compare_groups, category_profiles, cosine_matrix,
+                                     graph_motifs, category_statistics, STATISTICS, HEADLINE)
 
 @needs_shared_graphs
 def test_census_equals_networkx_on_haiku():
@@ -54,7 +56,8 @@ def test_degenerate_graphs_are_reported_not_crashed_on():
     X, excluded = profile_frame(results)
     assert list(X.index.get_level_values("graph")) == ["capital-state-dallas"] and len(excluded) == 2
     c = compare_groups(results, "haiku", "degenerate")
-    assert c.n_b == 0 and math.isnan(c.cosine) and any("no usable graphs" in n for n in c.notes)
+    assert c.n_b == 0 and math.isnan(c.profile_cosine) and any("no usable graphs" in n for n in c.notes)
+    assert c.verdict == "not enough graphs to test" and c.rows.p.isna().all()
     P = category_profiles(X)
     assert cosine_matrix(P).shape == (1, 1)
 
@@ -170,3 +173,127 @@ def test_fetch_graph_from_local_server(http_server, tmp_path):
     r = subprocess.run(r1_interp_cmd() + ["graph", "fetch", "capital-state-dallas", "missing", "--dest", str(tmp_path/"cli"), "--base-url", http_server],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "wrote" in r.stdout and "HTTP 404" in r.stderr
+
+
+# --- comparisons -----------------------------------------------------------------------------------------------
+
+def random_layered_dag(rng, close=0.0, name="g"):
+    """A random layered DAG: 4-6 layers of 4-8 nodes, edges only forward with a density drawn per graph (0.15-0.35
+    between adjacent layers, x0.6 per layer skipped), Gaussian signed weights. `close`: afterwards every open 2-step
+    path A->B->C gets the edge A->C with this probability (planted feed-forward loops)."""
+    n_layers = int(rng.integers(4, 7)); layer = np.repeat(np.arange(n_layers), rng.integers(4, 9, n_layers)); n = len(layer)
+    gap = layer[None, :] - layer[:, None]
+    A = rng.random((n, n)) < np.where(gap > 0, rng.uniform(0.15, 0.35) * 0.6 ** (gap - 1), 0.0)
+    if close: A |= ((A.astype(int) @ A.astype(int)) > 0) & (rng.random((n, n)) < close)
+    s, t = np.nonzero(A)
+    nodes = [dict(node_id=str(i), feature_type="cross layer transcoder", layer=int(layer[i]), ctx_idx=0) for i in range(n)]
+    links = [dict(source=str(a), target=str(b), weight=float(w)) for a, b, w in zip(s, t, rng.normal(0, 1, len(s)))]
+    return dict(nodes=nodes, links=links)
+
+def _group(rng, name, close=0.0, k=10, n_random=50):
+    from dataclasses import replace
+    return [replace(graph_motifs(parse_graph(random_layered_dag(rng, close), f"{name}{i}"), "layered", n_random, seed=i, profile_view=False), group=name)
+            for i in range(k)]
+
+def test_calibration_on_random_layered_dags():
+    """40 seeds; per seed three groups of 10 random layered DAGs under the layered null (50 samples per graph): two
+    from the same generator, one whose generator closes open 2-step paths with probability 0.35. Decision rule: the
+    groups are called different when any statistic has a Benjamini-Hochberg q < 0.05. Same generator: called
+    different in at most 4 of 40 seeds (a valid 5% test exceeds 4 with probability 0.048). Planted FFLs: called
+    different in at least 36 of 40 (90%). Threads pinned to 1: these graphs are tiny, and numba's thread pool only
+    adds contention on a shared 2-core machine."""
+    import numba
+    threads = numba.get_num_threads(); numba.set_num_threads(1)
+    try:
+        same = planted = headline = 0
+        for seed in range(40):
+            rng = np.random.default_rng(seed)
+            res = _group(rng, "a") + _group(rng, "a2") + _group(rng, "b", close=0.35)
+            c0 = compare_groups(res, "a", "a2", n_permutations=2000, n_bootstrap=500, seed=seed)
+            c1 = compare_groups(res, "a", "b", n_permutations=2000, n_bootstrap=500, seed=seed)
+            same += bool(c0.differing); planted += bool(c1.differing); headline += HEADLINE in c1.differing
+            assert min(c0.n_a, c0.n_b, c1.n_b) >= 8 and list(c0.rows.statistic) == list(STATISTICS)   # the sparsest draws can lock every statistic
+    finally: numba.set_num_threads(threads)
+    print(f"same generator called different in {same}/40 seeds; planted FFLs detected in {planted}/40 ({HEADLINE}: {headline}/40)")
+    assert same <= 4, f"same generator called different in {same} of 40 seeds"
+    assert planted >= 36, f"planted FFL difference detected in only {planted} of 40 seeds"
+
+def test_paired_design_uses_pairs():
+    """10 pairs: both graphs of a pair share their base structure (drawn from the same seed); one side of every pair
+    has extra closed loops. The paired comparison runs exact sign-flip tests (2**10 patterns) and detects the loops;
+    5 pairs are 'not enough pairs' (2/32 > 0.05) rather than a p-value that cannot reach 0.05."""
+    import numba
+    threads = numba.get_num_threads(); numba.set_num_threads(1)
+    from dataclasses import replace
+    try:
+        res = []
+        for i in range(10):
+            for grp, close in (("think", 0.0), ("answer", 0.3)):
+                g = parse_graph(random_layered_dag(np.random.default_rng(100 + i), close), f"prompt-{i}")
+                res.append(replace(graph_motifs(g, "layered", 40, seed=i, profile_view=False), group=grp))
+    finally: numba.set_num_threads(threads)
+    c = compare_groups(res, "think", "answer", paired=True, n_permutations=2000, n_bootstrap=500)
+    assert (c.n_a, c.n_b) == (10, 10) and c.name == "think ~ answer"
+    assert all(t.startswith("sign-flip permutation") and t.endswith("(exact, 1024 relabellings)") for t in c.rows.test)
+    h = c.headline()
+    assert h["effect"] < 0 and h["ci_high"] < 0 and h["q"] < 0.05 and {HEADLINE, "ffl_z"} <= set(c.differing), c.format()
+    few = compare_groups([r for r in res if int(r.name.split("-")[1]) < 5], "think", "answer", paired=True)
+    assert few.verdict == "not enough graphs to test" and few.rows.note.str.startswith("not enough pairs: 5 pairs allow 32").all()
+
+@needs_shared_graphs
+def test_copies_count_once(tmp_path):
+    "A graph in two groups (symlinks to the shared file, which stays where it is) is analysed once and left out of an independent comparison."
+    for sub, name in (("answer", "dallas"), ("incorrect", "dallas"), ("incorrect", "again")):
+        (tmp_path/sub).mkdir(exist_ok=True); (tmp_path/sub/f"{name}.json").symlink_to(HAIKU)
+    table, results, errors = analyse_folders({"answer": tmp_path/"answer", "incorrect": tmp_path/"incorrect"}, workers=1, null_model="layered", n_random=30)
+    assert errors == [] and len(results) == 3 and len({r.digest for r in results}) == 1
+    assert sorted(table.same_as) == ["", "answer/dallas", "answer/dallas"]
+    assert category_statistics(results).n.unique().tolist() == [1]            # pooled: once
+    X, excluded = profile_frame(results)
+    assert len(X) == 1 and X.index[0][0] == "answer+incorrect"
+    c = compare_groups(results, "answer", "incorrect")
+    assert (c.n_a, c.n_b) == (0, 0) and any("byte-identical in 'answer' and 'incorrect'" in n for n in c.notes)
+
+@needs_shared_graphs
+def test_layered_profiles_are_one_bit_and_never_cosined():
+    r = analyse_graph(HAIKU, "layered", n_random=100, profile_view=False)
+    finite = [v for v in r.sp.values() if v is not None]
+    assert r.dof == 1 and len(finite) == 4 and all(abs(abs(v) - 0.5) < 1e-12 for v in finite)
+    X, excluded = profile_frame([r])
+    assert len(X) == 0 and excluded.reason.tolist() == ["no configuration-null profile"]
+    r2 = analyse_graph(HAIKU, "layered", n_random=100)                          # with the configuration null's view
+    assert r2.profile_dof > 1 and len(profile_frame([r2])[0]) == 1
+
+def _write_group(folder, rng, close, k):
+    folder.mkdir(parents=True)
+    for i in range(k): (folder/f"g{i}.json").write_text(json.dumps(random_layered_dag(rng, close)))
+
+def test_cli_motifs_compare(tmp_path):
+    rng = np.random.default_rng(0)
+    _write_group(tmp_path/"plain", rng, 0.0, 6); _write_group(tmp_path/"closed", rng, 0.5, 6)
+    r = subprocess.run(r1_interp_cmd() + ["motifs", "compare", str(tmp_path/"plain"), str(tmp_path/"closed"), "--n-random", "30", "--json",
+                                          "--seed", "1", "--n-permutations", "1000", "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert (rec["a"], rec["b"], rec["n_a"], rec["n_b"], rec["paired"], rec["null"]) == ("plain", "closed", 6, 6, False, "layered")
+    rows = {x["statistic"]: x for x in rec["rows"] if x["family"] == "statistics"}
+    assert set(rows) == set(STATISTICS)
+    assert {"mean_a", "mean_b", "effect", "ci_low", "ci_high", "p", "q", "test", "note"} <= set(rows[HEADLINE])
+    assert rows[HEADLINE]["effect"] < 0 and rec["differing"] and rec["verdict"].startswith("differ on")
+    text = subprocess.run(r1_interp_cmd() + ["motifs", "compare", str(tmp_path/"plain"), str(tmp_path/"closed"), "--n-random", "30", "--paired",
+                                             "--null", "configuration", "--n-permutations", "500", "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("plain ~ closed: 6 and 6 pairs; configuration null") and "configuration profile:" in text.stdout
+    assert "verdict:" in text.stdout and "sign-flip permutation" in text.stdout
+    (tmp_path/"empty").mkdir()
+    miss = subprocess.run(r1_interp_cmd() + ["motifs", "compare", str(tmp_path/"plain"), str(tmp_path/"nope")], capture_output=True, text=True, timeout=120)
+    assert miss.returncode == 2 and miss.stderr.strip() == f"error: {tmp_path/'nope'}: no such folder"
+    empty = subprocess.run(r1_interp_cmd() + ["motifs", "compare", str(tmp_path/"empty"), str(tmp_path/"plain")], capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 2 and "no graph files" in empty.stderr
+
+def test_motif_modules_do_not_import_torch():
+    "The motif floor (census, nulls, comparisons, `r1-interp motifs compare`) runs where torch is not installed."
+    code = ("import sys; import r1_interp.census, r1_interp.nulls, r1_interp.motif_compare; from r1_interp.cli import _motifs_compare; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
