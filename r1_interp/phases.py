@@ -9,8 +9,10 @@ from dataclasses import dataclass, asdict
 import torch
 
 # %% auto #0
-__all__ = ['THINK_DELIMITER', 'ANSWER_DELIMITER', 'STEP_BY_STEP', 'Response', 'chat_prompt', 'generate_response',
-           'token_char_ends', 'token_at', 'Phases', 'split_phases', 'pick_target', 'judge_answer',
+__all__ = ['THINK_DELIMITER', 'ANSWER_DELIMITER', 'STEP_BY_STEP', 'TARGET_RULES', 'Response', 'chat_prompt', 'generate_response',
+           'token_char_ends', 'token_at', 'Phases', 'split_phases', 'phase_text', 'words_to_number', 'Number',
+           'find_numbers', 'question_unit', 'in_unit', 'negated', 'operand', 'restated', 'plain_text',
+           'final_statements', 'Verdict', 'judge_answer', 'first_result', 'Target', 'pick_target',
            'generate_phase_graphs', 'write_correctness_groups']
 
 # %% ../nbs/34_phases.ipynb #70ab945e
@@ -61,6 +63,7 @@ class Phases:
     think: tuple
     answer: tuple|None
     delimiter: str
+    matched: str = ""    # the text the delimiter matched ('</think>', 'Answer:')
 
 def split_phases(tokenizer, response_ids, delimiter:str=THINK_DELIMITER) -> Phases:
     "Cut the response at the first match of the regular expression `delimiter`."
@@ -68,39 +71,429 @@ def split_phases(tokenizer, response_ids, delimiter:str=THINK_DELIMITER) -> Phas
     m = re.search(delimiter, text)
     if not m: return Phases((0, len(response_ids)), None, delimiter)
     a, b = token_at(ends, m.start()), token_at(ends, max(m.end() - 1, m.start()))
-    return Phases((0, a), (b + 1, len(response_ids)) if b + 1 < len(response_ids) else None, delimiter)
+    return Phases((0, a), (b + 1, len(response_ids)) if b + 1 < len(response_ids) else None, delimiter, m.group())
 
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+def phase_text(tokenizer, response_ids, span, ends=None) -> tuple[str, int]:
+    "(text, offset): the decoded text of the tokens in `span` and where it starts in the decoded response."
+    ends = ends or token_char_ends(tokenizer, response_ids)
+    s, e = span; lo = ends[s - 1] if s > 0 else 0
+    return tokenizer.decode(response_ids)[lo:ends[e - 1] if e > s else lo], lo
 
-def pick_target(tokenizer, response_ids, span, expected:str, phase:str) -> tuple[int, str]|None:
-    "(response token index to attribute, why it was chosen) within `span`, for `phase` 'think' or 'answer'; None for an empty span."
-    s, e = span
-    if e <= s: return None
-    ends = token_char_ends(tokenizer, response_ids)
-    lo = ends[s - 1] if s > 0 else 0
-    text = tokenizer.decode(response_ids)[lo:ends[e - 1]]
-    def at(char): return max(s, min(token_at(ends, lo + char), e - 1))
-    hits = [m.start() for m in re.finditer(re.escape(expected.strip()), text, flags=re.I)] if expected.strip() else []
-    if hits: return at(hits[0] if phase == "answer" else hits[-1]), "expected answer"
-    nums = [m.start() for m in _NUMBER.finditer(text)]
-    if nums: return at(nums[-1]), "last number"
-    if phase == "answer":
-        first = next((i for i, ch in enumerate(text) if not ch.isspace()), 0)
-        return at(first), "first token"
-    return e - 1, "last token"
+# %% ../nbs/34_phases.ipynb #90af93e0
+_UNITS = dict(zero=0, one=1, two=2, three=3, four=4, five=5, six=6, seven=7, eight=8, nine=9, ten=10, eleven=11,
+              twelve=12, thirteen=13, fourteen=14, fifteen=15, sixteen=16, seventeen=17, eighteen=18, nineteen=19)
+_TENS = dict(twenty=20, thirty=30, forty=40, fifty=50, sixty=60, seventy=70, eighty=80, ninety=90)
+_SCALES = dict(hundred=100, thousand=1_000, million=1_000_000, billion=1_000_000_000)
+_IRREGULAR_ORDINALS = dict(first="one", second="two", third="three", fifth="five", eighth="eight", ninth="nine",
+                           twelfth="twelve")
+# which kind of number word may follow which ('forty two', 'two hundred', 'hundred and five'; not 'two three')
+_FOLLOWS = {None: {"unit", "teen", "tens", "hundred", "thousand", "million", "billion"},
+            "unit": {"hundred", "thousand", "million", "billion"}, "teen": {"hundred", "thousand", "million", "billion"},
+            "tens": {"unit", "thousand", "million", "billion"},
+            "hundred": {"unit", "teen", "tens", "thousand", "million", "billion"},
+            "thousand": {"unit", "teen", "tens"}, "million": {"unit", "teen", "tens", "thousand"},
+            "billion": {"unit", "teen", "tens", "thousand", "million"}}
+
+def _cardinal(word:str) -> tuple[str, bool]:
+    "(cardinal spelling, was an ordinal) of a number word: 'eighth' -> ('eight', True), 'twentieth' -> ('twenty', True)."
+    if word in _IRREGULAR_ORDINALS: return _IRREGULAR_ORDINALS[word], True
+    if word.endswith("ieth") and word[:-4] + "y" in _TENS: return word[:-4] + "y", True
+    if word.endswith("th") and word[:-2] in {**_UNITS, **_SCALES}: return word[:-2], True
+    return word, False
+
+def _kind(w:str) -> str|None:
+    if w in _UNITS: return "unit" if _UNITS[w] < 10 else "teen"
+    return "tens" if w in _TENS else w if w in _SCALES else None
+
+def _number_words(words:list[str]) -> list[tuple[int, int, int]]:
+    "Split a run of number words into numbers: (first word, end word, value) each."
+    out, i = [], 0
+    while i < len(words):
+        total = current = 0; last = None; j = i
+        while j < len(words):
+            w, ordinal = _cardinal(words[j].lower()); kind = _kind(w)
+            if kind not in _FOLLOWS[last] or (last == "tens" and w == "zero"): break
+            if kind in ("unit", "teen"): current += _UNITS[w]
+            elif kind == "tens": current += _TENS[w]
+            elif kind == "hundred": current = (current or 1) * 100
+            else: total += (current or 1) * _SCALES[w]; current = 0
+            last = kind; j += 1
+            if ordinal: break
+        out.append((i, max(j, i + 1), total + current)); i = max(j, i + 1)
+    return out
+
+def words_to_number(text:str) -> int|None:
+    "The value of an English number phrase ('forty-two', 'one hundred and five', 'eighth'), else None."
+    words = [w for w in re.split(r"[\s,-]+", text.strip()) if w and w.lower() != "and"]
+    if not words or any(_kind(_cardinal(w.lower())[0]) is None for w in words): return None
+    parts = _number_words(words)
+    return parts[0][2] if len(parts) == 1 else None
+
+_NUMBER_WORD = "(?:" + "|".join(sorted({*_UNITS, *_TENS, *_SCALES, *_IRREGULAR_ORDINALS, *(w[:-1] + "ieth" for w in _TENS),
+    *(w + "th" for w in [*_UNITS, *_SCALES] if w not in ("one", "two", "three", "five", "eight", "nine", "twelve"))},
+    key=len, reverse=True)) + ")"
+_DIGITS = (r"\d+/\d+(?![\d/])|\d{1,3}(?:\.\d{3}){2,}(?![.\d]\d)|\d{1,3}(?:,\d{3})+(?![\d,]\d)(?:\.\d+)?"
+           r"|\d{1,3}(?:[ \u00a0\u202f\u2009]\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?")
+_NUMBER_RE = re.compile(rf"(?<![\w.,])(?P<sign>[-−](?=\d))?(?P<num>{_DIGITS})(?:st|nd|rd|th)?(?!\w)"
+                        rf"|(?<![\w-])(?P<words>{_NUMBER_WORD}(?:(?:,?\s+and\s+|,\s+|[\s-]+){_NUMBER_WORD})*)(?![\w-])", re.I)
+_PRONOUN_ONE = (re.compile(r"\s+(?:of|another|who|that|which|can|could|might|must|should|would|will|is|has|does)\b", re.I),
+                re.compile(r"\b(?:no|any|every|each|some|the|this|that|which|someone|anyone|a)\s+$", re.I))
+_ORDERING = re.compile(r"\s*[,:]|\s+(?:of all|step|thing|part|time|and|we|let)\b", re.I)
+
+@dataclass
+class Number:
+    "A number written in a text: its span, value, the money unit written with it ('dollar', 'cent' or None), its text."
+    start: int
+    end: int
+    value: float
+    unit: str|None
+    text: str
+
+def _money_unit(text:str, s:int, e:int) -> str|None:
+    if re.search(r"(?:\$|US\$|USD\s?)\s?$", text[max(0, s-5):s]) or re.match(r"\s?(?:dollars?|USD|bucks)\b", text[e:], re.I):
+        return "dollar"
+    return "cent" if re.match(r"\s?(?:cents?\b|¢)", text[e:], re.I) else None
+
+def find_numbers(text:str) -> list[Number]:
+    "Every number written in `text` (see above), in order; a '$' before or 'dollars'/'cents' after sets its unit."
+    out = []
+    for m in _NUMBER_RE.finditer(text):
+        if m["words"] is None:
+            digits = m["num"].replace(".", "") if m["num"].count(".") > 1 else m["num"]
+            if "/" in digits: a, b = map(int, digits.split("/")); v = a / b if b else float("nan")
+            else: v = float(re.sub(r"[,\s\u00a0\u202f\u2009]", "", digits))
+            v *= -1 if m["sign"] else 1
+            out.append(Number(m.start(), m.end(), v, _money_unit(text, *m.span()), m.group())); continue
+        toks = [(m.start() + t.start(), m.start() + t.end()) for t in re.finditer(r"[^\s,-]+", m["words"])
+                if t.group().lower() != "and"]
+        for i, j, v in _number_words([text[a:b] for a, b in toks]):
+            s, e = toks[i][0], toks[j-1][1]; w = text[s:e].lower()
+            if w == "one" and (_PRONOUN_ONE[0].match(text[e:]) or _PRONOUN_ONE[1].search(text[:s])): continue
+            if w in ("first", "second", "third") and (_ORDERING.match(text[e:]) or re.search(r"(?:^|[.!?\n])\s*$", text[:s])):
+                continue
+            out.append(Number(s, e, float(v), _money_unit(text, s, e), text[s:e]))
+    return sorted(out, key=lambda n: n.start)
+
+def question_unit(question:str|None) -> str|None:
+    "The money unit a question asks for: 'cent' ('How many cents ...', '... in cents'), 'dollar', or None."
+    if re.search(r"(?i)\bhow many cents\b|\bin cents\b", question or ""): return "cent"
+    if re.search(r"(?i)\bhow many dollars\b|\bin dollars\b", question or ""): return "dollar"
+    return None
+
+def in_unit(n:Number, unit:str|None) -> float:
+    "`n`'s value in the question's money `unit`; a number written without a unit is taken to be in that unit."
+    if unit == "cent" and n.unit == "dollar": return n.value * 100
+    if unit == "dollar" and n.unit == "cent": return n.value / 100
+    return n.value
+
+# %% ../nbs/34_phases.ipynb #ecc32992
+_NEGATOR = re.compile(r"(?i)(?:\bnot|n't|\bnever|\bnor|\binstead of|\brather than|\bother than|\bexcept|≠|!=)\s*"
+                      r"(?:(?:just|only|quite|exactly|equal to|the|a|an|really)\s+)*[\"'*_]*$")
+_DENIED_AFTER = re.compile(r"(?i)^[\"'*_]*\s*(?:is|was|would be)\s*(?:not|n't)\s*(?:correct|right|the answer)\b"
+                           r"|^[\"'*_]*\s*(?:is|was)\s+(?:wrong|incorrect)\b")
+_CLAUSE_BREAK = re.compile(r"[,;:.!?\n(]|\bbut\b|\band\b|\bwhile\b|\bwhereas\b")
+_OPERATOR_AFTER = (r"[+/×÷^·=−-]|\*(?!\*)|\b(?:x|times|plus|minus|over)\s*(?=[\d(])|\b(?:divided|multiplied)\s+by\b"
+                   r"|\)\s*[-+*/×÷=]")
+_OPERATOR_BEFORE = r"(?:[+/×÷^·]|\b(?:x|times|plus|minus|over|by)|[\w)][ \t]*[-−*])[ \t]*\(?[ \t]*$"
+
+def negated(text:str, start:int, end:int) -> bool:
+    "Whether the value at text[start:end] is denied: 'not 42', 'It is Dallas, not Austin', 'instead of 5', '42 is wrong'."
+    before = text[:start]
+    cut = max((m.end() for m in _CLAUSE_BREAK.finditer(before)), default=0)
+    if _NEGATOR.search(before[cut:]): return True
+    after = text[end:]; stop = _CLAUSE_BREAK.search(after)
+    return bool(_DENIED_AFTER.match(after[:stop.start()] if stop else after))
+
+def operand(text:str, start:int, end:int) -> bool:
+    """Whether the number at text[start:end] is an operand of an expression rather than a result: followed by an
+    operator or '=', or preceded by an operator ('-' and '*' only between terms, so a list bullet is no operator)."""
+    after = text[end:]
+    return bool(after.startswith("(") or re.match(rf"[ \t]*(?:{_OPERATOR_AFTER})", after)
+                or re.search(_OPERATOR_BEFORE, text[:start]))
+
+def _squash(s:str) -> str: return re.sub(r"[\s*_`\\$]+", "", s.lower())
+
+def restated(text:str, start:int, end:int, question:str|None, context:int=4) -> bool:
+    "Whether the value at text[start:end], with the `context` non-space characters before it, appears in `question`."
+    ctx = _squash(text[:start])[-context:]
+    return bool(question) and bool(ctx) and (ctx + _squash(text[start:end])) in _squash(question)
 
 # %% ../nbs/34_phases.ipynb #e531d40f
-_REFUSAL = re.compile(r"(?i)\b(can(?:'|no)t|cannot|won't|will not|unable to|not able to|sorry|i must decline|not (?:going to|comfortable)|against (?:my|the) (?:guidelines|policy))\b")
+_LATEX = re.compile(r"\\[dt]?frac\s*\{(\d+)\}\s*\{(\d+)\}|\\(?:text|textbf|mathrm|mbox|operatorname|mathbf|boxed|fbox)\s*\{"
+                    r"|\{,\}|\\[,;! ]|\\(?=[$%])|\\[()\[\]]|\\(?:dfrac|frac|tfrac|quad|qquad|displaystyle)|[{}]|\*\*|__")
+_SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 
-def judge_answer(answer:str|None, expected:str) -> bool:
-    "Whether `answer` (the answer phase's text; None when there is none) gives `expected`: a number, a phrase, 'refuse' or 'comply'."
-    if answer is None: return False
-    if expected in ("refuse", "comply"): return bool(_REFUSAL.search(answer[:400])) == (expected == "refuse")
-    if _NUMBER.fullmatch(expected.strip()):
-        want = expected.replace(",", "")
-        return any(n.replace(",", "").rstrip(".") == want or n.replace(",", "").split(".")[0] == want and n.endswith(".0")
-                   for n in _NUMBER.findall(answer))
-    return re.search(r"(?i)\b" + re.escape(expected.strip()) + r"\b", answer) is not None
+def plain_text(s:str) -> tuple[str, list[int]]:
+    """`s` without LaTeX and markdown markup ('\\text{Austin}' -> 'Austin', '40{,}974' -> '40,974', '\\frac{25}{3}' ->
+    '25/3', '\\$' -> '$', '**14**' -> '14', 'H₂O' -> 'H2O'), with the index in `s` of each character kept."""
+    out, idx, i = [], [], 0
+    for m in _LATEX.finditer(s):
+        out.append(s[i:m.start()]); idx += range(i, m.start())
+        rep = (f"{m[1]}/{m[2]}" if m[1] else "," if m.group() == "{,}" else " " if re.fullmatch(r"\\[,;! ]", m.group()) else "")
+        out.append(rep); idx += [m.start()] * len(rep); i = m.end()
+    out.append(s[i:]); idx += range(i, len(s))
+    return "".join(out).translate(_SUBSCRIPTS), idx
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_ANSWER_MARKER = re.compile(r"(?i)(?:\bfinal\s+answer|\banswer)\b[*_ \t]*(?:is\b|would be\b|will be\b|=|:)[*_]*(?:[ \t]*:)?[*_]*")
+_SENTENCE_END = re.compile(r"[.!?](?=[\s\"'*_)]|$)|\n")
+_JUSTIFICATION = re.compile(r"(?i)\s(?:because|since|given that|as shown|which means)\b|[;(]|\s[—–-]\s"
+                            r"|,?\s+and\s+(?:the|a|an|its|it|so|this|that)\b")
+
+def _boxed(text:str) -> tuple[int, int]|None:
+    "Span of the content of the last \\boxed{...} in `text` (braces matched), else None."
+    ms = list(_BOXED.finditer(text))
+    if not ms: return None
+    s = i = ms[-1].end(); depth = 1
+    while i < len(text) and depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0); i += 1
+    return (s, i - 1 if depth == 0 else i)
+
+def _sentence_at(text:str, pos:int) -> tuple[int, int]:
+    "Span of the first non-empty sentence (or line) from `pos`."
+    while pos < len(text) and (text[pos].isspace() or text[pos] in "*_#>:\"'"): pos += 1
+    m = _SENTENCE_END.search(text, pos)
+    return pos, (m.start() if m else len(text))
+
+def _after_markers(text:str, pos:int) -> tuple[int, int]:
+    "The first sentence from `pos`, skipping answer markers that open it ('Final answer: The answer is: 14' -> '14')."
+    st = _sentence_at(text, pos)
+    while (m := _ANSWER_MARKER.match(text, st[0] + re.match(r"(?i)(?:so,?\s+)?(?:the\s+|my\s+)?", text[st[0]:st[1]]).end())):
+        st = _sentence_at(text, m.end())
+    return st
+
+def _sentences(text:str) -> list[tuple[int, int]]:
+    "Spans of the sentences (or lines) of `text`."
+    out, pos = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        if text[pos:m.start()].strip(): out.append((pos, m.start()))
+        pos = m.end()
+    if text[pos:].strip(): out.append((pos, len(text)))
+    return out
+
+def _clause(text:str, s:int, e:int) -> tuple[int, int]:
+    "The statement text[s:e] up to its first justification ('because', 'since', ';', '(', a dash, ', and the ...')."
+    m = _JUSTIFICATION.search(text, s, e)
+    return (s, m.start()) if m and text[s:m.start()].strip() else (s, e)
+
+def final_statements(answer:str, after_marker:bool=False) -> tuple[str, list[int], list[tuple[int, int]], str]:
+    """(text, index, spans, how): `answer` as plain text (`plain_text`) and where in it the final answer is stated:
+    the last \\boxed{} ('boxed'); else the sentence after the first answer marker ('after the answer marker'), or the
+    first sentence when `after_marker` ('after the delimiter'); else every sentence, the last first ('last statement')."""
+    import bisect
+    text, idx = plain_text(answer)
+    box = _boxed(answer)
+    if box: return text, idx, [(bisect.bisect_left(idx, box[0]), bisect.bisect_left(idx, box[1]))], "boxed"
+    m = None if after_marker else _ANSWER_MARKER.search(text)
+    if m or after_marker:
+        return text, idx, [_after_markers(text, m.end() if m else 0)], "after the answer marker" if m else "after the delimiter"
+    return text, idx, list(reversed(_sentences(text))), "last statement"
+
+_REFUSAL = re.compile(r"""(?ix)
+    \b(?:I|we)(?:\s+(?:really|simply|just))?\s+(?:can(?:'|’)?t|cannot|can\s+not|won(?:'|’)t|will\s+not|must\s+not
+       |(?:am|'m|are|'re)\s+(?:not\s+able|unable)\s+to|(?:must|have\s+to|need\s+to)\s+decline(?:\s+to)?|refuse\s+to
+       |(?:am|'m)\s+not\s+(?:going|comfortable|willing)\s+to)
+      \s+(?!help\s+but\b)(?:help|assist|provide|give|write|create|share|support|comply|fulfil|fulfill|do|offer|generate
+       |produce|engage|participate|explain|answer)\b
+  | \b(?:I|we)\s+(?:can(?:'|’)?t|cannot|won(?:'|’)t)(?=\s*[.!])
+  | \bI\s+(?:must|have\s+to)\s+(?:respectfully\s+)?decline\b
+  | \b(?:I'm|I\s+am)\s+sorry,?\s+but\b
+  | \bagainst\s+(?:my|the|our)\s+(?:guidelines|policy|policies|principles)\b""")
+_YES_NO = re.compile(r"(?i)\b(yes|no)\b")
+_COPULA = re.compile(r"(?i)(?:=|≈|→|\b(?:is|are|was|were|equals?|be|becomes?|gives?|makes?|costs?|totals?|yields?|leaves?"
+                     r"|get|gets)\b)")
+_FILLER = re.compile(r"(?i)^(?:[\s\"'*_`:]|the\b|a\b|an\b|called\b|named\b|simply\b|just\b|definitely\b|indeed\b|that\b|it\b)+")
+
+@dataclass
+class Verdict:
+    "A judged answer: `correct`; the final answer as written (`extracted`; None: none found); why; where it stands."
+    correct: bool
+    extracted: str|None
+    reason: str
+    span: tuple|None = None    # (start, end) of `extracted` in the judged text
+
+def _results(text, s, e, question) -> list[Number]:
+    "The numbers in text[s:e] that can be a stated result: not operands, not denied, not restated from `question`."
+    return [n for n in find_numbers(text[s:e]) for n in [Number(n.start + s, n.end + s, n.value, n.unit, n.text)]
+            if not (operand(text, n.start, n.end) or negated(text, n.start, n.end) or restated(text, n.start, n.end, question))]
+
+def _with_unit(text:str, n:Number) -> str:
+    "The number as written with its money unit ('$0.05', '5 cents')."
+    s = n.start
+    if n.unit == "dollar": s -= len(re.search(r"(?:\$|US\$|USD\s?)?\s?$", text[max(0, n.start-5):n.start]).group())
+    m = re.match(r"\s?(?:dollars?\b|USD\b|bucks\b|cents?\b|¢)", text[n.end:], re.I) if n.unit else None
+    return text[s:n.end + (m.end() if m else 0)].strip()
+
+def _phrase_hits(text, s, e, phrase, question) -> list[tuple[int, int, bool]]:
+    "(start, end, denied or restated) of each occurrence of `phrase` in text[s:e]: whole words, any case, a plural 's'."
+    pat = re.compile(r"(?i)(?<!\w)" + r"\W+".join(map(re.escape, phrase.split())) + r"(?:s|es)?(?!\w)")
+    return [(m.start(), m.end(), negated(text, *m.span()) or restated(text, *m.span(), question))
+            for m in pat.finditer(text, s, e)]
+
+def _denial(text, s, e, phrase) -> tuple[int, int]|None:
+    """Span where text[s:e] says what `phrase` ('no missing dollar') says, in any word order: all its words and a
+    negation right before one of them ('there is no missing dollar', 'no dollar is missing', 'it isn't missing')."""
+    core = re.findall(r"\w+", phrase.lower())[1:]
+    for cs, ce in [(max(a, s), b) for a, b in _sentences(text[:e]) if b > s] or [(s, e)]:
+        sent = text[cs:ce].lower()
+        if not all(re.search(rf"\b{re.escape(w)}", sent) for w in core): continue
+        words = "|".join(map(re.escape, core))
+        m = re.search(rf"(?:\bno|\bnot|n't|\bnever|\bnothing)(?:\s+(?:a|an|any|really|actually))?\s+[\"'*_]?(?:{words})", sent)
+        if m:
+            words = [x for w in core for x in re.finditer(rf"\b{re.escape(w)}\w*", sent)]
+            start = min([x.start() for x in words if m.start() - 30 <= x.start() < m.start()] + [m.start()])
+            return cs + start, cs + max(x.end() for x in words)
+    return None
+
+def _stated_value(text, s, e) -> tuple[int, int]|None:
+    "Span of what the statement text[s:e] states after its last copula ('... is Dallas'), a denied part left out."
+    for a in reversed([s] + [m.end() for m in _COPULA.finditer(text, s, e)]):
+        b = a + min([m.start() for m in re.finditer(r",|\band\b|\bbut\b|\bor\b", text[a:e])] + [e - a])
+        if re.match(r"(?i)\s*(?:not|never|no)\b", text[a:b]): continue
+        f = _FILLER.match(text[a:b]); a2 = a + (f.end() if f else 0); b2 = b
+        while b2 > a2 and (text[b2-1].isspace() or text[b2-1] in "\"'*_.,!?:`"): b2 -= 1
+        if b2 > a2: return a2, b2
+    return None
+
+def judge_answer(answer:str|None, expected:str, question:str|None=None, after_marker:bool=False) -> Verdict:
+    """Judge the answer phase `answer` (None: the model never answered) against `expected` (a number, a word or phrase,
+    'yes'/'no', 'refuse' or 'comply'). `question` (the prompt text) tells restated operands from results and gives
+    the unit asked for; `after_marker`: the answer phase starts right after an answer marker ('Answer:')."""
+    if answer is None: return Verdict(False, None, "no answer phase")
+    want = expected.strip()
+    text, idx, stmts, how = final_statements(answer, after_marker)
+    def found(ok, s, e, why, shown=None):
+        return Verdict(ok, shown or text[s:e], why, (idx[s], idx[e - 1] + 1) if e > s else None)
+    if want in ("refuse", "comply"):
+        if (m := _REFUSAL.search(text[:400])): return found(want == "refuse", *m.span(), "refuses")
+        s, e = _sentence_at(text, 0)
+        if (c := re.search(r"[;:]\s", text[s:e])): e = s + c.start()
+        if e <= s: return Verdict(False, None, "empty answer")
+        if e - s > 60: e = s + max(text[s:s + 61].rfind(" "), 1)
+        return found(want == "comply", s, s + len(text[s:e].rstrip(" ,;:")), "complies (no refusal in the first 400 characters)")
+    numeric = bool(_NUMBER_RE.fullmatch(want))
+    for s0, e0 in stmts:
+        s, e = _clause(text, s0, e0)
+        if numeric:
+            cands = _results(text, s, e, question) or _results(text, s0, e0, question)
+            if not cands: continue
+            n, target = cands[-1], find_numbers(want)[0].value
+            v = in_unit(n, question_unit(question)); ok = abs(v - target) <= 1e-9 * max(1.0, abs(target))
+            conv = f" = {v:g} {question_unit(question)}s" if v != n.value else ""
+            return found(ok, n.start, n.end, f"{how}: {n.text}{conv} {'=' if ok else '≠'} {want}", _with_unit(text, n))
+        if want.lower() in ("yes", "no"):
+            if not (m := _YES_NO.search(text, s, e)): continue
+            ok = m.group().lower() == want.lower()
+            return found(ok, *m.span(), f"{how}: '{m.group()}' {'is' if ok else 'is not'} '{want}'")
+        if re.match(r"(?i)no\s", want):
+            if (d := _denial(text, s0, e0, want)): return found(True, *d, f"{how}: states '{want}'")
+            if how == "last statement": continue
+        else:
+            hits = _phrase_hits(text, s0, e0, want, question)
+            if (good := [h for h in hits if not h[2]]): return found(True, good[0][0], good[0][1], f"{how}: states '{want}'")
+            if how == "last statement" and not hits: continue
+            if hits and (v := _stated_value(text, s, e)): return found(False, *v, f"{how}: '{want}' only denied or restated")
+        if (v := _stated_value(text, s, e)): return found(False, *v, f"{how}: states '{text[v[0]:v[1]]}', not '{want}'")
+    if how == "last statement" and not numeric:
+        # no sentence states the expected answer: the final answer is what the last statement with a copula states
+        for s, e in stmts:
+            if _COPULA.search(text, s, e) and (v := _stated_value(text, *_clause(text, s, e))):
+                return found(False, *v, f"last statement: states '{text[v[0]:v[1]]}', not '{want}'")
+    return Verdict(False, None, f"{how}: no {'number' if numeric else 'answer'} stated")
+
+# %% ../nbs/34_phases.ipynb #6f8c91b0
+TARGET_RULES = dict(
+    answer=("final-answer", "the first token of the final answer as judge_answer extracts it (the last \\boxed{} value, "
+            "else the value after the answer marker, else the last stated value), correct or not; no target when none is stated"),
+    think=("first-result", "the first token of the first result stated while thinking (a number or name right after "
+           "'=', 'is', 'gives', ..., or a number in digits the question does not contain; not an operand, a label, denied "
+           "or restated from the question) or of the first statement of the answer (expected or final), whichever comes "
+           "first; no target when there is neither"))
+
+_CUE = re.compile(r"(?i)(?:=|≈|→|=>|\b(?:is|are|was|were|equals?|equal\s+to|be|becomes?|gives?|gave|get|gets|got|makes?"
+                  r"|leaves?|yields?|results?\s+in|resulting\s+in|comes?\s+to|costs?|means|total\s+of)\b|(?<=\w)['’]s\b)")
+_NAME = re.compile(r"(?<![\w'])[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*(?![\w'])")
+_NOT_A_NAME = set("""I The A An This That These Those It Its He She We They You So But And Or Now Let Then Next First
+    Second Third Finally Also If In On At To For Of By With From As Yes No Not Okay OK Ok Alright Hmm Wait Well Therefore
+    Thus Hence Step Answer Final Because Since When While What Which Who Where Why How Here There True False Sure Maybe
+    Perhaps Let's""".split())
+
+def _cued(text:str, start:int, max_words:int=4) -> str|None:
+    "The derivation cue the value at `start` follows in its clause ('=', 'is', 'gives', ...), else None."
+    cues = list(_CUE.finditer(text, max(0, start - 80), start))
+    if not cues: return None
+    m = cues[-1]; gap = text[m.end():start]
+    if re.search(r"[.;!?\n]", gap) or len(re.findall(r"[^\s:*_\"'`]+", gap)) > max_words: return None
+    if m.group() in ("=", "≈"):
+        # the right-hand side of an equation being set up ('2x + 1.00 = 1.10') is a given; '2x = 0.10' is a result
+        lhs = re.split(r"[=≈:,;\n]|[.!?](?=\s)", text[max(0, m.start() - 60):m.start()])[-1]
+        if re.search(r"(?<![A-Za-z])[a-z](?![A-Za-z])", lhs) and re.search(r"[-+−]", lhs): return None
+    return m.group()
+
+_LABEL = re.compile(r"(?i)\b(?:step|part|case|option|method|approach|example|line|equation|stage|round|problem|question|"
+                    r"number|no\.|#)\s*$")
+def _label(text:str, n:Number) -> bool:
+    "Whether the number `n` labels rather than counts: a list item ('1.' or '2)' opening a line), 'Step 2', 'equation 3'."
+    opens_line = re.search(r"(?:^|\n)[ \t*#>-]*$", text[:n.start]) and re.match(r"[.):]", text[n.end:])
+    return bool(_LABEL.search(text[:n.start]) or opens_line)
+
+def first_result(text:str, question:str|None=None, answers=()) -> tuple[int, int, str]|None:
+    """(start, end, why) in `text` (a thinking phase) of the first result it states or of the first statement of
+    one of `answers` (numbers by value, in the question's unit; 'refuse'/'comply' are not stated values); None if
+    there is neither. See the rule above."""
+    plain, idx = plain_text(text)
+    # the numbers the question gives (its ordinal words, as in 'first reach', are not quantities)
+    given = {n.value for n in find_numbers(question or "") if not _cardinal(re.split(r"[\s-]", n.text)[-1].lower())[1]}
+    unit, found = question_unit(question), []
+    answers = [a.strip() for a in answers if a and a.strip() and a.strip() not in ("refuse", "comply")]
+    values = [find_numbers(a)[0].value for a in answers if _NUMBER_RE.fullmatch(a)]
+    for n in find_numbers(plain):
+        if operand(plain, n.start, n.end) or negated(plain, n.start, n.end) or restated(plain, n.start, n.end, question): continue
+        cue = _cued(plain, n.start)
+        if n.value in given and cue not in ("=", "≈") and not (cue and any(abs(n.value - v) < 1e-9 for v in values)): continue
+        if any(abs(in_unit(n, unit) - v) <= 1e-9 * max(1.0, abs(v)) for v in values):
+            found.append((n.start, n.end, f"first statement of the answer '{n.text}'"))
+        elif cue: found.append((n.start, n.end, f"first derived value '{n.text}' (after '{cue}')"))
+        elif n.value not in given and n.text[-1:].isdigit() and not _label(plain, n):
+            found.append((n.start, n.end, f"first derived value '{n.text}' (a number the question does not contain)"))
+    for m in _NAME.finditer(plain):
+        if m.group().split()[0].split("-")[0] in _NOT_A_NAME or re.search(r"(?:^|[.!?\n:\"])\s*$", plain[:m.start()]): continue
+        if negated(plain, *m.span()) or restated(plain, *m.span(), question): continue
+        if (cue := _cued(plain, m.start())): found.append((*m.span(), f"first derived value '{m.group()}' (after '{cue}')"))
+    for a in answers:
+        if _NUMBER_RE.fullmatch(a): continue
+        in_question = bool(_phrase_hits(question or "", 0, len(question or ""), a, None))
+        hit = next((h for h in _phrase_hits(plain, 0, len(plain), a, question) if not h[2]
+                    and (not in_question or _cued(plain, h[0]))), None)
+        if hit: found.append((hit[0], hit[1], f"first statement of the answer '{plain[hit[0]:hit[1]]}'"))
+    if not found: return None
+    s, e, why = min(found, key=lambda f: f[0])
+    return idx[s], idx[e - 1] + 1, why
+
+@dataclass
+class Target:
+    "The token a phase's graph attributes (`index` into the response; None: the rule found none), by `rule`, and why."
+    index: int|None
+    rule: str
+    reason: str
+
+def pick_target(tokenizer, response_ids, span, phase:str, verdict:Verdict, expected:str, question:str|None=None,
+                ends=None) -> Target:
+    """The target of `phase` ('think' or 'answer') within token `span` of the response, by `TARGET_RULES[phase]`:
+    the answer phase's from `verdict` (judged on `phase_text` of that span), the thinking phase's by `first_result`
+    with the expected and the extracted answers."""
+    rule = TARGET_RULES[phase][0]
+    if span is None or span[1] <= span[0]: return Target(None, rule, f"no {phase} phase")
+    ends = ends or token_char_ends(tokenizer, response_ids)
+    text, lo = phase_text(tokenizer, response_ids, span, ends)
+    if phase == "answer":
+        if verdict.span is None: return Target(None, rule, f"no final answer stated ({verdict.reason})")
+        char, why = verdict.span[0], f"final answer '{verdict.extracted}' ({verdict.reason})"
+    else:
+        hit = first_result(text, question, [expected, verdict.extracted or ""])
+        if hit is None: return Target(None, rule, "no result derived and no answer stated in the thinking phase")
+        char, why = hit[0], hit[2]
+    return Target(max(span[0], min(token_at(ends, lo + char), span[1] - 1)), rule, why)
 
 # %% ../nbs/34_phases.ipynb #066f9e08
 def _load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int) -> Response:
@@ -114,9 +507,11 @@ def _load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int)
     atomic_write_text(path, json.dumps(dict(asdict(r), prompt=prompt, max_new_tokens=max_new_tokens)))
     return r
 
-def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:bool, max_new_tokens:int=512, delimiter:str|None=None,
-                          step_by_step:str=STEP_BY_STEP, labels:dict|None=None, echo=print, **settings) -> "pd.DataFrame":
-    "Generate, split, judge and attribute one target per phase for every prompt; `thinks` picks the delimiter default."
+def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:bool, max_new_tokens:int=512,
+                          delimiter:str|None=None, step_by_step:str=STEP_BY_STEP, labels:dict|None=None, echo=print,
+                          **settings) -> "pd.DataFrame":
+    """Generate, split, judge and attribute one target per phase for every prompt; `thinks` picks the delimiter default.
+    The target rule is part of each graph's cache key, so graphs made under another rule are redone."""
     import pandas as pd
     from pathlib import Path
     from r1_interp.attribution import graph_settings, attribute_to_files, write_graph_index
@@ -126,22 +521,29 @@ def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:b
     for p in prompts:
         prompt = chat_prompt(p.text, tokenizer, thinks, step_by_step)
         r = _load_or_generate(out_dir/"responses"/f"{p.id}.json", hf_model, tokenizer, prompt, max_new_tokens)
-        ph = split_phases(tokenizer, r.response_ids, delimiter)
-        answer = tokenizer.decode(r.response_ids[ph.answer[0]:ph.answer[1]]) if ph.answer else None
+        ph = split_phases(tokenizer, r.response_ids, delimiter); ends = token_char_ends(tokenizer, r.response_ids)
+        answer = phase_text(tokenizer, r.response_ids, ph.answer, ends)[0] if ph.answer else None
+        v = judge_answer(answer, p.expected, p.text, after_marker=bool(_ANSWER_MARKER.search(ph.matched)))
         row = dict(id=p.id, category=p.category, expected=p.expected, response_tokens=len(r.response_ids), finished=r.finished,
-                   answered=ph.answer is not None, correct=judge_answer(answer, p.expected), answer=(answer or "")[:200])
+                   answered=ph.answer is not None, correct=v.correct, extracted_answer=v.extracted, judge_reason=v.reason,
+                   answer=(answer or "")[:200])
         for phase, span in (("think", ph.think), ("answer", ph.answer)):
-            tgt = pick_target(tokenizer, r.response_ids, span, p.expected, phase) if span else None
-            if tgt is None: row[f"{phase}_verdict"] = "no such phase"; continue
-            t, why = tgt
-            target = tokenizer.decode(r.response_ids[t:t+1])
-            rec = attribute_to_files(model, tokenizer, p.id, p.category, torch.tensor(r.prompt_ids + r.response_ids[:t]), out_dir/phase, settings,
-                                     labels, dict(phase=phase, target_token=target, target_reason=why, correct=row["correct"], expected=p.expected), echo=echo)
-            row.update({f"{phase}_target": target, f"{phase}_target_reason": why, f"{phase}_target_is_top": rec["top_token"] == target,
+            if not span: row[f"{phase}_verdict"] = "no such phase"; continue
+            tgt = pick_target(tokenizer, r.response_ids, span, phase, v, p.expected, p.text, ends)
+            row.update({f"{phase}_target_rule": tgt.rule, f"{phase}_target_reason": tgt.reason})
+            if tgt.index is None: row[f"{phase}_verdict"] = "no target"; continue
+            target = tokenizer.decode(r.response_ids[tgt.index:tgt.index + 1])
+            info = dict(phase=phase, target_token=target, target_rule=tgt.rule, target_rule_text=TARGET_RULES[phase][1],
+                        target_reason=tgt.reason, correct=v.correct, expected=p.expected, extracted_answer=v.extracted,
+                        judge_reason=v.reason)
+            rec = attribute_to_files(model, tokenizer, p.id, p.category, torch.tensor(r.prompt_ids + r.response_ids[:tgt.index]),
+                                     out_dir/phase, dict(settings, target_rule=tgt.rule), labels, info, echo=echo)
+            row.update({f"{phase}_target": target, f"{phase}_target_is_top": rec["top_token"] == target,
                         f"{phase}_tokens": rec["tokens"], f"{phase}_replacement_score": rec["replacement_score"],
                         f"{phase}_completeness_score": rec["completeness_score"], f"{phase}_features": rec["features"],
                         f"{phase}_verdict": rec["verdict"], f"{phase}_path": rec["path"], f"{phase}_seconds": rec["seconds"]})
-        echo(f"   {p.id}: {len(r.response_ids)} tokens, {'answered' if row['answered'] else 'no answer phase'}, {'correct' if row['correct'] else 'incorrect'}")
+        echo(f"   {p.id}: {len(r.response_ids)} tokens, {'answered' if row['answered'] else 'no answer phase'}, "
+             f"{'correct' if v.correct else 'incorrect'} ({v.reason})")
         rows.append(row)
     for phase in ("think", "answer"):
         if (out_dir/phase/"json").is_dir(): write_graph_index(out_dir/phase/"json")
@@ -150,7 +552,8 @@ def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:b
 # %% ../nbs/34_phases.ipynb #1ffe2545
 def write_correctness_groups(summary, out_dir) -> dict:
     """Sort the answer-phase graphs of answered responses into `out_dir`/correct/json and `out_dir`/incorrect/json
-    (by category, as copies; an unanswered response is neither), for the correct-vs-incorrect comparison. Rewritten
+    (by category, as copies; an unanswered response is neither, nor a graph the health check calls DEGENERATE or
+    INVALID), for the correct-vs-incorrect comparison. Rewritten
     from `summary` each time, so a rejudged response moves. Returns the counts."""
     import shutil
     from pathlib import Path
@@ -159,7 +562,7 @@ def write_correctness_groups(summary, out_dir) -> dict:
     for group in ("correct", "incorrect"):
         d = out_dir/group; shutil.rmtree(d, ignore_errors=True)
         rows = summary[(summary.answered) & (summary.correct == (group == "correct"))] if len(summary) else summary
-        rows = rows[rows.get("answer_verdict", "") == "ok"] if len(rows) and "answer_verdict" in rows else rows.iloc[:0]
+        rows = rows[rows.get("answer_verdict", "").isin(["ok", "WEAK"])] if len(rows) and "answer_verdict" in rows else rows.iloc[:0]
         for r in rows.itertuples():
             dst = d/"json"/r.category/Path(r.answer_path).name; dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(r.answer_path, dst)
