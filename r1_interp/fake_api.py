@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
-
 # %% auto #0
 __all__ = ['FAULTS', 'user_turns', 'message', 'FakeMessagesAPI', 'rule_answer']
 
@@ -45,7 +44,6 @@ def message(body:dict, text:str, usage:dict, n:int) -> dict:
     return dict(id=f"msg_fake{n:06d}", type="message", role="assistant", model=body.get("model", "fake"), content=[dict(type="text", text=text)],
                 stop_reason="end_turn", stop_sequence=None, usage=usage)
 
-
 # %% ../nbs/21_fake_api.ipynb #27ad219f
 class FakeMessagesAPI:
     """A local HTTP server speaking the parts of the Anthropic Messages API r1-interp uses (`POST /v1/messages`, and
@@ -53,9 +51,13 @@ class FakeMessagesAPI:
     `answer(body) -> str` writes each reply's text. Faults are scripted per request: `faults` is a list of
     (regex, [fault, ...]); a request whose user turns match takes the next fault of that list: '429' (with
     retry-after 1 s), '529', '500', 'slow' (sleeps `slow_seconds` before answering) or 'malformed' (a reply that is
-    not JSON). Every request is recorded in `requests` (path, headers, body, time)."""
-    def __init__(self, answer=None, faults=(), slow_seconds:float=3.0, batch_polls:int=2, host:str="127.0.0.1", port:int=0):
+    not JSON). Every request is recorded in `requests` (path, headers, body, time). As the real API does, a request
+    without a key is refused with 401 `authentication_error`, and so is one whose key is not `api_key` (when given);
+    with `models` given, a request for any other model gets 404 `not_found_error`."""
+    def __init__(self, answer=None, faults=(), slow_seconds:float=3.0, batch_polls:int=2, host:str="127.0.0.1", port:int=0,
+                 api_key:str|None=None, models=None):
         self.answer = answer or (lambda body: '{"label": "fake", "explanation": "fake", "confidence": 0.5}')
+        self.api_key, self.models = api_key, None if models is None else set(models)
         self.faults = [(re.compile(p), list(fs)) for p, fs in faults]
         self.slow_seconds, self.batch_polls = slow_seconds, batch_polls
         self.requests, self.batches, self._cached, self._n = [], {}, set(), itertools.count()
@@ -80,6 +82,8 @@ class FakeMessagesAPI:
 
     def reply(self, body:dict) -> tuple[int, dict, dict]:
         "(status, headers, JSON) for one Messages request, faults applied."
+        if self.models is not None and body.get("model") not in self.models:
+            return 404, {}, dict(type="error", error=dict(type="not_found_error", message=f"model: {body.get('model')}"))
         fault = self._fault(body)
         if fault in FAULTS:
             status, kind, headers = FAULTS[fault]
@@ -88,7 +92,6 @@ class FakeMessagesAPI:
         text = "Sure! Here is my answer: {label: oops" if fault == "malformed" else self.answer(body)
         with self._lock: usage = _usage(body, text, self._cached); n = next(self._n)
         return 200, {}, message(body, text, usage, n)
-
 
 # %% ../nbs/21_fake_api.ipynb #bbcd761f
 def _batch_obj(api, bid:str) -> dict:
@@ -114,8 +117,11 @@ def _handler_for(api):
         def _record(self, body=None):
             with api._lock: api.requests.append(dict(method=self.command, path=self.path, headers=dict(self.headers), body=body, time=time.time()))
         def _authorised(self):
-            if self.headers.get("x-api-key") or (self.headers.get("authorization") or "").startswith("Bearer ") and len(self.headers["authorization"]) > 7: return True
-            self._send(401, dict(type="error", error=dict(type="authentication_error", message="an x-api-key or Authorization: Bearer header is required")))
+            auth = self.headers.get("authorization") or ""
+            key = self.headers.get("x-api-key") or (auth[7:] if auth.startswith("Bearer ") else "")
+            if key and (api.api_key is None or key == api.api_key): return True
+            self._send(401, dict(type="error", error=dict(type="authentication_error", message="invalid x-api-key" if key else
+                                                          "an x-api-key or Authorization: Bearer header is required")))
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
             self._record(body)
@@ -147,8 +153,6 @@ def _handler_for(api):
             self._send(200, _batch_obj(api, m[1]))
     return Handler
 
-
-
 # %% ../nbs/21_fake_api.ipynb #ddce19cc
 def _quoted_contexts(text:str) -> list[str]:
     "The JSON-string contexts of an <examples> block, in order."
@@ -157,10 +161,12 @@ def _quoted_contexts(text:str) -> list[str]:
 
 def rule_answer(body:dict) -> str:
     """A rule-following stand-in for Claude on r1-interp's three tasks, so that the whole path (prompts, SDK,
-    parsing, scoring) can run offline with answers that depend on the request: it labels a feature by its most
-    often marked token; it rates a context active (detection) when it contains a token the description quotes, and
-    a marking correct (fuzzing) when every marked token is one the description quotes."""
-    from r1_interp.scoring import quoted_tokens
+    parsing, scoring) can run offline with answers that depend on the request. It labels a feature by its most
+    often marked token. As a rater it sees only what Claude sees, the quoted text, and reads the description
+    literally: a context is active (detection) when a token the description quotes occurs in it as a whole word
+    (case aside), a marking is correct (fuzzing) when every marked token is one of them; a negated description
+    ("never fires on 'x'") flips both. It is a deterministic reader of labels, not a model of Claude's judgement."""
+    from r1_interp.scoring import quoted_tokens, token_key, negation_cue
     system = "".join(b["text"] for b in body.get("system", [])) if isinstance(body.get("system"), list) else body.get("system", "")
     user = user_turns(body)[0]      # the task; later turns are follow-ups such as a request to fix a malformed reply
     if system.startswith("TASK: label"):
@@ -169,11 +175,11 @@ def rule_answer(body:dict) -> str:
         tok, n = marks.most_common(1)[0]
         return json.dumps(dict(label=f"the token '{tok}'", explanation=f"'{tok}' is marked {n} of {sum(marks.values())} times", confidence=round(n / sum(marks.values()), 2)))
     desc = json.loads(user.split("Description of the feature: ", 1)[1].split("\n", 1)[0])
-    toks, ctxs = quoted_tokens(desc), _quoted_contexts(user)
+    toks, flip, ctxs = {token_key(t) for t in quoted_tokens(desc)}, negation_cue(desc) is not None, _quoted_contexts(user)
+    def says(text): return any(re.search(rf"(?<!\w){re.escape(t)}(?!\w)", text, flags=re.I) for t in toks)
     if system.startswith("TASK: detection"):
-        return json.dumps(dict(active=[i + 1 for i, c in enumerate(ctxs) if any(t in c for t in toks)]))
+        return json.dumps(dict(active=[i + 1 for i, c in enumerate(ctxs) if says(c) != flip]))
     if system.startswith("TASK: fuzzing"):
         marked = [re.findall(r"<<(.*?)>>", c, flags=re.S) for c in ctxs]
-        return json.dumps(dict(correct=[i + 1 for i, m in enumerate(marked) if m and all(x.strip() in toks for x in m)]))
+        return json.dumps(dict(correct=[i + 1 for i, m in enumerate(marked) if m and all((token_key(x) in toks) != flip for x in m)]))
     return "I do not know this task."
-

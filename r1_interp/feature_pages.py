@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from .config import atomic_write_text
 
-
 # %% auto #0
 __all__ = ['PAGE_CSS', 'esc', 'tokens_html', 'hist_svg', 'feature_card', 'write_layer_page', 'write_features_index',
            'layer_summary', 'update_features_index']
@@ -46,7 +45,6 @@ def hist_svg(hist, edges, width:int=220, height:int=48) -> str:
     return (f'<svg class="hist" width="{width}" height="{height}" role="img"><g fill="#d97706">{bars}</g>'
             f'<text x="0" y="{height - 1}" font-size="9">{edge(lo)}</text><text x="{width}" y="{height - 1}" font-size="9" text-anchor="end">{edge(hi)}</text></svg>')
 
-
 # %% ../nbs/24_feature_pages.ipynb #1f05f57c
 PAGE_CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1100px}
 table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
@@ -71,7 +69,6 @@ def feature_card(f:int, row, label:dict|None, scores:dict, examples:pd.DataFrame
     return (f'<div class="feature" id="f{f}"><h3>#{f}: {head}</h3>{expl}'
             f'<div class="meta">frequency {row["frequency"]:.2e} ({int(row["count"])} tokens) · max {row["max_activation"]:.3g} · mean when active {row["mean_activation"]:.3g}'
             f'{" · scores: " + sc if sc else ""}</div>{hist_svg(row["hist"], edges)}{ctx}</div>')
-
 
 # %% ../nbs/24_feature_pages.ipynb #7b41b0b1
 def write_layer_page(store, layer:int, out_path, labels:pd.DataFrame|None=None, scores:pd.DataFrame|None=None,
@@ -110,20 +107,25 @@ def write_features_index(folder, rows:list[dict], title:str="Features") -> Path:
             f"<table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{trs}</table>")
     p = Path(folder)/"index.html"; atomic_write_text(p, _page(title, body)); return p
 
-
 # %% ../nbs/24_feature_pages.ipynb #faec167a
 def layer_summary(store, layer:int, labels:pd.DataFrame|None, scores:pd.DataFrame|None, page:str) -> dict:
-    "The index row of a layer: counts and median scores."
+    "The index row of a layer: counts, median scores, mean scores with their standard errors, and how many labels were unrated."
     feats = store.features(layer)
     lab = labels if labels is not None and len(labels) else pd.DataFrame(columns=["status"])
-    sc = scores[scores.status == "ok"] if scores is not None and len(scores) else pd.DataFrame(columns=["method", "score"])
+    allsc = scores if scores is not None and len(scores) else pd.DataFrame(columns=["method", "score", "status"])
+    sc = allsc[allsc.status == "ok"]
     med = lambda m: float(sc[sc.method == m].score.median()) if (sc.method == m).any() else None
-    return dict(layer=int(layer), page=page, features=len(feats), alive=int((feats["count"] > 0).sum()), labelled=int((lab.status == "ok").sum()),
-                failed=int((lab.status != "ok").sum()), labellers=sorted(set(lab.get("labeller", pd.Series(dtype=str)).dropna())),
-                detection=med("detection"), fuzzing=med("fuzzing"))
+    def mean_se(m):
+        x = sc[sc.method == m].score.astype(float)
+        return (float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else None, int(len(x))) if len(x) else (None, None, 0)
+    out = dict(layer=int(layer), page=page, features=len(feats), alive=int((feats["count"] > 0).sum()), labelled=int((lab.status == "ok").sum()),
+               failed=int((lab.status != "ok").sum()), labellers=sorted(set(lab.get("labeller", pd.Series(dtype=str)).dropna())),
+               detection=med("detection"), fuzzing=med("fuzzing"), unrated=int((allsc.status == "unrated").sum()))
+    for m in ("detection", "fuzzing"):
+        out[f"{m}_mean"], out[f"{m}_se"], out[f"{m}_n"] = mean_se(m)
+    return out
 
 def update_features_index(pages_dir, title:str="Features") -> Path:
     "Rewrite `pages_dir`/index.html from every `layer_N.json` summary there (written next to each layer's page)."
     rows = [json.loads(p.read_text()) for p in sorted(Path(pages_dir).glob("layer_*.json"))]
     return write_features_index(pages_dir, rows, title)
-

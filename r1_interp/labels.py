@@ -4,8 +4,9 @@
 
 # %% ../nbs/22_labels.ipynb #77da776f
 from __future__ import annotations
-import json, os, re, threading, time
+import json, os, re, threading, time, typing, warnings
 from collections import Counter
+from datetime import date, datetime, timezone
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -13,13 +14,14 @@ import numpy as np
 import pandas as pd
 from .config import atomic_write_text
 
-
 # %% auto #0
-__all__ = ['LABEL_INSTRUCTIONS', 'LABEL_FIELDS', 'PRICES', 'BATCH_DISCOUNT', 'mark_example', 'quote_examples', 'label_request',
-           'ReplyError', 'parse_json_reply', 'parse_label', 'label_record', 'LabelLog', 'activating_tokens',
-           'HeuristicLabeller', 'LabelError', 'claude_client', 'ask_json', 'ClaudeLabeller', 'make_labeller',
-           'feature_contexts', 'features_to_label', 'label_features', 'label_features_batch', 'price_of', 'cost_report',
-           'read_labels']
+__all__ = ['LABEL_INSTRUCTIONS', 'LABEL_FIELDS', 'DEFAULT_CLAUDE_MODEL', 'PRICES_AS_OF', 'PRICES', 'CACHE_WRITE', 'CACHE_READ',
+           'BATCH_DISCOUNT', 'mark_example', 'quote_examples', 'label_request', 'ReplyError', 'parse_json_reply',
+           'parse_label', 'label_record', 'LabelLog', 'activating_tokens', 'HeuristicLabeller', 'LabelError',
+           'ModelWarning', 'sdk_models', 'parse_sdk_date', 'sdk_deprecations', 'check_model', 'FatalAPIError',
+           'claude_client', 'FATAL_API_ERRORS', 'fatal_api_error', 'ask_json', 'ClaudeLabeller', 'make_labeller',
+           'feature_contexts', 'features_to_label', 'run_stopping_on_fatal', 'label_features', 'label_features_batch',
+           'price_of', 'cost_report', 'total_cost', 'read_labels']
 
 # %% ../nbs/22_labels.ipynb #af68e688
 def mark_example(text, acts, threshold:float=0.0) -> str:
@@ -30,7 +32,6 @@ def quote_examples(examples:list[str]) -> str:
     """Corpus text as data: each example is a JSON string in a numbered list inside <examples> tags, so quotes,
     newlines, tags and instructions inside it stay inside one string and cannot close the block."""
     return "<examples>\n" + "\n".join(f"{i + 1}. {json.dumps(e, ensure_ascii=False)}" for i, e in enumerate(examples)) + "\n</examples>"
-
 
 # %% ../nbs/22_labels.ipynb #f0dd4f5c
 LABEL_INSTRUCTIONS = """TASK: label
@@ -62,7 +63,6 @@ def label_request(layer:int, feature:int, examples:list[str], model:str, max_tok
                 system=[dict(type="text", text=LABEL_INSTRUCTIONS, cache_control=dict(type="ephemeral"))],
                 messages=[dict(role="user", content=user)])
 
-
 # %% ../nbs/22_labels.ipynb #7167347c
 class ReplyError(ValueError):
     "A model reply that is not the JSON object asked for; the message says what is wrong."
@@ -87,7 +87,6 @@ def parse_label(text:str) -> dict:
     if not 0 <= obj["confidence"] <= 1: raise ReplyError(f"'confidence' is {obj['confidence']}, expected a number from 0 to 1")
     return dict(label=obj["label"].strip(), explanation=obj["explanation"].strip(), confidence=float(obj["confidence"]))
 
-
 # %% ../nbs/22_labels.ipynb #461804ff
 LABEL_FIELDS = ("layer", "feature", "status", "label", "explanation", "confidence", "labeller", "model", "error", "attempts",
                 "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "batch", "seconds")
@@ -100,7 +99,6 @@ def label_record(layer:int, feature:int, labeller:str, model:str|None, status:st
     bad = set(kw) - set(LABEL_FIELDS)
     if bad: raise KeyError(f"unknown label record field(s) {sorted(bad)}")
     r.update(kw); return r
-
 
 # %% ../nbs/22_labels.ipynb #2c27edbd
 class LabelLog:
@@ -152,7 +150,6 @@ class LabelLog:
     def frame(self, columns=LABEL_FIELDS) -> pd.DataFrame:
         return pd.DataFrame(list(self.latest().values()), columns=list(columns))
 
-
 # %% ../nbs/22_labels.ipynb #c28cc5a1
 def activating_tokens(top, rel:float=0.5) -> Counter:
     "How often each token (stripped) is active at >= `rel` x its context's maximum, over contexts `top` [(texts, acts), ...]."
@@ -180,10 +177,60 @@ class HeuristicLabeller:
                                         + f"; strongest: {mark_example(text, acts, 0.5 * max(acts))!r}",
                             confidence=round(float(np.mean(at_max)), 3), seconds=time.time() - t0)
 
+# %% ../nbs/22_labels.ipynb #33ecb3f2
+DEFAULT_CLAUDE_MODEL = "claude-sonnet-4-6"
+
+class LabelError(RuntimeError):
+    "Labelling cannot start or go on: the message says what is missing or wrong."
+
+class ModelWarning(UserWarning):
+    "A Claude model that is deprecated, or that the installed `anthropic` SDK does not list."
+
+def sdk_models() -> list[str]:
+    "The model names the installed `anthropic` SDK lists (the literals of `anthropic.types.Model`), read at run time."
+    import anthropic.types
+    lits = [a for a in typing.get_args(getattr(anthropic.types, "Model", None)) if typing.get_origin(a) is typing.Literal]
+    return [m for lit in lits for m in typing.get_args(lit)]
+
+def parse_sdk_date(text:str) -> date|None:
+    "A date as the SDK's deprecation table writes it ('November 30th, 2026'), or None when it is not in that form."
+    m = re.fullmatch(r"\s*([A-Za-z]+)\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\s*", str(text))
+    try: return datetime.strptime(f"{m[1]} {m[2]} {m[3]}", "%B %d %Y").date() if m else None
+    except ValueError: return None
+
+def sdk_deprecations() -> dict[str, tuple[str, date|None]]|None:
+    "{model: (end-of-life as the SDK writes it, as a date or None)} from the installed SDK; None if it has no such table."
+    try: from anthropic._data import DEPRECATED_MODELS
+    except ImportError: return None
+    return {m: (d, parse_sdk_date(d)) for m, d in DEPRECATED_MODELS.items()}
+
+def check_model(model:str, today:date|None=None) -> list[str]:
+    """Check a Claude model name before any request: `LabelError` if the installed SDK lists it as deprecated with an
+    end-of-life date on or before `today` (UTC today by default); a `ModelWarning` if it is deprecated with a later
+    (or unreadable) date, or not in the SDK's model list. Returns the warnings' texts."""
+    import anthropic
+    today = today or datetime.now(timezone.utc).date()
+    notes, deprecated, listed = [], sdk_deprecations(), sdk_models()
+    if not listed: notes.append(f"the installed anthropic {anthropic.__version__} lists no models (anthropic.types.Model): {model!r} is not checked against a list")
+    if deprecated is None:
+        notes.append(f"the installed anthropic {anthropic.__version__} has no deprecation table (anthropic._data.DEPRECATED_MODELS): "
+                     f"{model!r} is not checked for end-of-life")
+    if deprecated and model in deprecated:
+        text, eol = deprecated[model]
+        if eol is not None and eol <= today:
+            raise LabelError(f"Claude model {model!r} reached its end-of-life on {eol} (anthropic {anthropic.__version__}'s deprecation table; "
+                             f"today is {today} UTC): requests to it fail. Choose a current model (claude_model), e.g. {DEFAULT_CLAUDE_MODEL!r}")
+        notes.append(f"Claude model {model!r} is deprecated: end-of-life {eol or text!s} (anthropic {anthropic.__version__}); "
+                     f"a run still going on that day will fail. Consider {DEFAULT_CLAUDE_MODEL!r}")
+    elif listed and model not in listed:
+        notes.append(f"Claude model {model!r} is not in the model list of the installed anthropic {anthropic.__version__} "
+                     f"(newer than the SDK, or misspelt?); a misspelt name fails at the first request")
+    for n in notes: warnings.warn(n, ModelWarning, stacklevel=2)
+    return notes
 
 # %% ../nbs/22_labels.ipynb #d5254342
-class LabelError(RuntimeError):
-    "Labelling cannot start: the message says what is missing."
+class FatalAPIError(LabelError):
+    "An API error that every other request would meet too (a key refused, no permission, no such model): the layer stops."
 
 def claude_client(max_retries:int=6, timeout:float=60.0, base_url:str|None=None):
     """An `anthropic.Anthropic` client. The key comes from the environment (ANTHROPIC_API_KEY) only, never from a
@@ -203,18 +250,33 @@ def _usage(msg) -> Counter:
 
 def _text(msg) -> str: return "".join(b.text for b in msg.content if getattr(b, "type", None) == "text")
 
-
 # %% ../nbs/22_labels.ipynb #9517795f
+def FATAL_API_ERRORS() -> tuple:
+    "The SDK's errors that no other request can avoid: 401 (key refused), 403 (no permission), 404 (no such model or endpoint)."
+    import anthropic
+    return (anthropic.AuthenticationError, anthropic.PermissionDeniedError, anthropic.NotFoundError)
+
+def fatal_api_error(e, model:str|None=None) -> FatalAPIError:
+    "One clear message for an API error that stops a layer: what the API said and what to do (the key itself is never shown)."
+    body = getattr(e, "body", None)
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    said = f"HTTP {getattr(e, 'status_code', '?')} {err.get('type', type(e).__name__)}: {err.get('message', getattr(e, 'message', e))}"
+    hint = {401: "ANTHROPIC_API_KEY (read from the environment only) is not a valid key for this API: export a valid one, or use labeller 'heuristic' offline",
+            403: f"the key may not use model {model!r} or this endpoint",
+            404: f"model {model!r} does not exist for this API (check claude_model) or the base URL is wrong"}.get(getattr(e, "status_code", None), "")
+    return FatalAPIError(f"the Anthropic API refused the request ({said}); {hint}. Nothing more is sent.")
+
 def ask_json(client, request:dict, parse, first=None):
     """Send `request` to the Messages API and `parse` the reply's text. A reply that does not parse is answered once
     with what was wrong and asked again; an API error that survives the SDK's retries, or a second bad reply, is
-    returned as the error. `first`: an already received first reply (a Message, e.g. from a batch) to start from.
+    returned as the error; an error no request can avoid (401, 403, 404) raises `FatalAPIError`. `first`: an already received first reply (a Message, e.g. from a batch) to start from.
     Returns (parsed or None, usage Counter, attempts, error or None)."""
     import anthropic
     usage, attempts, req = Counter(), 0, request
     for turn in range(2):
         try:
             msg = first if (turn == 0 and first is not None) else client.messages.create(**req)
+        except FATAL_API_ERRORS() as e: raise fatal_api_error(e, request.get("model")) from None
         except anthropic.APIError as e:
             return None, usage, attempts + 1, f"{type(e).__name__}: {getattr(e, 'message', e)}"
         attempts += 1; usage += _usage(msg)
@@ -229,7 +291,8 @@ def ask_json(client, request:dict, parse, first=None):
 class ClaudeLabeller:
     "Labels a feature with Claude through the `anthropic` SDK: `label_request`, `parse_label`, one retry of a malformed reply (`ask_json`)."
     name = "claude"
-    def __init__(self, client, model:str="claude-sonnet-4-5", max_tokens:int=300):
+    def __init__(self, client, model:str=DEFAULT_CLAUDE_MODEL, max_tokens:int=300):
+        check_model(model)
         self.client, self.model, self.max_tokens = client, model, max_tokens
     def request(self, layer:int, feature:int, top) -> dict:
         return label_request(layer, feature, [mark_example(t, a) for t, a in top], self.model, self.max_tokens)
@@ -240,12 +303,11 @@ class ClaudeLabeller:
         if parsed is None: return label_record(layer, feature, self.name, self.model, "failed", error=err, **kw)
         return label_record(layer, feature, self.name, self.model, **parsed, **kw)
 
-def make_labeller(kind:str="auto", model:str="claude-sonnet-4-5", **client_kw):
-    "'claude', 'heuristic', or 'auto' (Claude when ANTHROPIC_API_KEY is set, else the heuristic labeller)."
+def make_labeller(kind:str="auto", model:str=DEFAULT_CLAUDE_MODEL, **client_kw):
+    "'claude', 'heuristic', or 'auto' (Claude when ANTHROPIC_API_KEY is set, else the heuristic labeller); a Claude model is checked first (`check_model`)."
     if kind == "heuristic" or (kind == "auto" and not os.environ.get("ANTHROPIC_API_KEY")): return HeuristicLabeller()
-    if kind in ("claude", "auto"): return ClaudeLabeller(claude_client(**client_kw), model)
+    if kind in ("claude", "auto"): check_model(model); return ClaudeLabeller(claude_client(**client_kw), model)
     raise LabelError(f"labeller {kind!r}: expected 'auto', 'claude' or 'heuristic'")
-
 
 # %% ../nbs/22_labels.ipynb #13718736
 def feature_contexts(store, layer:int, features, kind:str="top", n:int|None=None) -> dict:
@@ -263,13 +325,36 @@ def features_to_label(store, layer:int, min_frequency:float=1e-4, max_features:i
     if max_features is not None and len(ok) > max_features: ok = ok.sample(max_features, random_state=seed)
     return sorted(int(f) for f in ok)
 
-
 # %% ../nbs/22_labels.ipynb #e415db91
 def _wanted_and_missing(store, layer:int, log:LabelLog, features, min_frequency:float, max_features:int|None):
     "(features of `layer` to label: `features`, or `features_to_label`; those of them with no ok record in `log`)."
     want = features_to_label(store, layer, min_frequency, max_features) if features is None else sorted(int(f) for f in features)
     done = {k[1] for k, r in log.latest().items() if k[0] == layer and r["status"] == "ok"}
     return want, [f for f in want if f not in done]
+
+def run_stopping_on_fatal(one, items:list, record, max_concurrency:int, what:str) -> int:
+    """`record(one(item))` for every item, `max_concurrency` at a time, except that the first item runs alone: an
+    error every request would meet (`FatalAPIError`: a refused key, an unknown model) then stops the work after one
+    request instead of one per item. A `FatalAPIError` later (a key revoked mid-run) cancels what has not started
+    and is raised once, after the requests in flight have finished. `one` returns None for nothing to record.
+    Returns how many items were recorded."""
+    if not items: return 0
+    try: first = one(items[0])
+    except FatalAPIError as e: raise FatalAPIError(f"{what}: stopped at the first request: {e}") from None
+    n = 0
+    if first is not None: record(first); n += 1
+    stop, fatal = threading.Event(), []
+    def guarded(item):
+        if stop.is_set(): return None
+        try: return one(item)
+        except FatalAPIError: stop.set(); raise          # set in the worker, so no queued item starts after it
+    with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
+        for fut in as_completed([pool.submit(guarded, it) for it in items[1:]]):
+            try: r = fut.result()
+            except FatalAPIError as e: fatal.append(e); continue
+            if r is not None: record(r); n += 1
+    if fatal: raise FatalAPIError(f"{what}: stopped after {n} of {len(items)}: {fatal[0]}")
+    return n
 
 def _layer_records(log:LabelLog, layer:int, features) -> pd.DataFrame:
     "The latest records of `features` of `layer` in `log`, by feature."
@@ -281,18 +366,19 @@ def label_features(store, layer:int, log:LabelLog, labeller, features=None, n_ex
     """Label the features of `layer` that have no label in `log` yet (default: `features_to_label`), `max_concurrency`
     at a time, appending each record to `log` as soon as it is made. A failure (API error after retries, a reply
     malformed twice, an unexpected exception) is recorded for that feature and never stops the layer; a rerun labels
-    failed and missing features only. Returns this layer's latest records."""
+    failed and missing features only. An error every request would meet (a refused key, an unknown model) is not a
+    feature's failure: the first feature is sent alone, and such an error there or later stops the layer with one
+    `FatalAPIError` (`run_stopping_on_fatal`). Returns this layer's latest records."""
     want, todo = _wanted_and_missing(store, layer, log, features, min_frequency, max_features)
     echo(f"layer {layer}: {len(want)} features to label, {len(want) - len(todo)} already labelled, {len(todo)} to do ({labeller.name})")
     if todo:
         ctx = feature_contexts(store, layer, todo, "top", n_examples)
         def one(f):
             try: return labeller.label(layer, f, ctx.get(f, []))
+            except FatalAPIError: raise
             except Exception as e: return label_record(layer, f, labeller.name, getattr(labeller, "model", None), "failed", error=f"{type(e).__name__}: {e}")
-        with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
-            for fut in as_completed([pool.submit(one, f) for f in todo]): log.append(fut.result())
+        run_stopping_on_fatal(one, todo, log.append, max_concurrency, f"layer {layer}")
     return _layer_records(log, layer, want)
-
 
 # %% ../nbs/22_labels.ipynb #adc0c3aa
 def _custom_id(layer:int, feature:int) -> str: return f"L{layer}-F{feature}"
@@ -314,7 +400,8 @@ def label_features_batch(store, layer:int, log:LabelLog, labeller:ClaudeLabeller
         if not todo:
             echo(f"layer {layer}: every feature labelled"); return _layer_records(log, layer, want)
         ctx = feature_contexts(store, layer, todo, "top", n_examples)
-        batch = labeller.client.messages.batches.create(requests=[dict(custom_id=_custom_id(layer, f), params=labeller.request(layer, f, ctx.get(f, []))) for f in todo])
+        try: batch = labeller.client.messages.batches.create(requests=[dict(custom_id=_custom_id(layer, f), params=labeller.request(layer, f, ctx.get(f, []))) for f in todo])
+        except FATAL_API_ERRORS() as e: raise FatalAPIError(f"layer {layer}: the batch was not created: {fatal_api_error(e, labeller.model)}") from None
         state = dict(batch_id=batch.id, layer=layer, features=todo, created=time.time())
         atomic_write_text(state_path, json.dumps(state))
         echo(f"layer {layer}: submitted batch {batch.id} with {len(todo)} features")
@@ -336,42 +423,52 @@ def label_features_batch(store, layer:int, log:LabelLog, labeller:ClaudeLabeller
     state_path.unlink(missing_ok=True)
     return _layer_records(log, layer, state["features"])
 
-
 # %% ../nbs/22_labels.ipynb #ae496d45
-PRICES = {  # USD per million tokens (input, output), Anthropic list prices as of 2025-11; cache writes 1.25x input, reads 0.1x input
-    "claude-opus-4-5": (5.0, 25.0), "claude-opus-4-1": (15.0, 75.0), "claude-sonnet-4-5": (3.0, 15.0), "claude-sonnet-4": (3.0, 15.0),
-    "claude-haiku-4-5": (1.0, 5.0), "claude-3-5-haiku": (0.8, 4.0)}
-BATCH_DISCOUNT = 0.5   # the Message Batches API bills half of every token
+PRICES_AS_OF = "2026-02"
+PRICES = {  # USD per million tokens (input, output): Anthropic list prices as of PRICES_AS_OF
+    "claude-opus-4-6": (5.0, 25.0), "claude-opus-4-5": (5.0, 25.0), "claude-opus-4-1": (15.0, 75.0), "claude-opus-4-0": (15.0, 75.0),
+    "claude-opus-4": (15.0, 75.0), "claude-sonnet-4-6": (3.0, 15.0), "claude-sonnet-4-5": (3.0, 15.0), "claude-sonnet-4-0": (3.0, 15.0),
+    "claude-sonnet-4": (3.0, 15.0), "claude-haiku-4-5": (1.0, 5.0), "claude-3-5-haiku": (0.8, 4.0)}
+CACHE_WRITE, CACHE_READ = 1.25, 0.1   # x the input price
+BATCH_DISCOUNT = 0.5                  # the Message Batches API bills half of every token
 
 def price_of(model:str|None):
-    "(input, output) USD per million tokens for `model` (its name or a dated name starting with it), or None when unknown."
+    "(input, output) USD per million tokens for `model` (its exact name, or that name with a -YYYYMMDD date suffix), or None when unknown."
     if not model: return None
-    return next((p for name, p in sorted(PRICES.items(), key=lambda kv: -len(kv[0])) if model.startswith(name)), None)
+    return PRICES.get(model) or PRICES.get(re.sub(r"-\d{8}$", "", model))
 
 def cost_report(*frames) -> pd.DataFrame:
     """Token usage and cost of label and score records (frames with the usage columns, `model`, `batch`), per task,
-    labeller (for scores: the rater), model and API (messages, batch, or none for the offline ones). Cost is NaN for a model with no known price (and 0 for the
-    heuristic labeller, which calls nothing)."""
+    labeller (for scores: the rater), model and API (messages, batch, or none for the offline ones). Cost is 0 for
+    the offline labeller and rater (they call nothing) and NaN, with a `note`, for a model not in `PRICES`."""
     cols = ["input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
     def norm(f):   # score records name their rater; a label record its labeller
         f = f.assign(task=f.get("task", "label"))
         return f.assign(labeller=f["rater"]) if "rater" in f else f
     df = pd.concat([norm(f) for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else pd.DataFrame(columns=[*LABEL_FIELDS, "task"])
-    if not len(df): return pd.DataFrame(columns=["task", "labeller", "model", "api", "requests", "ok", "failed", *cols, "cost_usd"])
+    if not len(df): return pd.DataFrame(columns=["task", "labeller", "model", "api", "requests", "ok", "failed", *cols, "cost_usd", "note"])
     df = df.assign(model=df.model.fillna("-"), api=np.where(df.labeller != "claude", "none", np.where(df.batch.fillna(False).astype(bool), "batch", "messages")))
     g = df.groupby(["task", "labeller", "model", "api"], dropna=False)
     out = g[cols].sum().reset_index()
     out.insert(4, "requests", g.attempts.sum().values); out.insert(5, "ok", g.status.apply(lambda s: (s == "ok").sum()).values)
-    out.insert(6, "failed", g.status.apply(lambda s: (s != "ok").sum()).values)
+    out.insert(6, "failed", g.status.apply(lambda s: (s == "failed").sum()).values)
     def cost(r):
         if r.labeller != "claude": return 0.0
         p = price_of(r.model)
         if p is None: return float("nan")
-        usd = (r.input_tokens * p[0] + r.cache_creation_input_tokens * 1.25 * p[0] + r.cache_read_input_tokens * 0.1 * p[0] + r.output_tokens * p[1]) / 1e6
+        usd = (r.input_tokens * p[0] + r.cache_creation_input_tokens * CACHE_WRITE * p[0] + r.cache_read_input_tokens * CACHE_READ * p[0] + r.output_tokens * p[1]) / 1e6
         return usd * (BATCH_DISCOUNT if r.api == "batch" else 1.0)
     out["cost_usd"] = out.apply(cost, axis=1)
+    out["note"] = np.where(out.cost_usd.isna(), "cost unknown: no list price for " + out.model + f" in the price table (as of {PRICES_AS_OF})", "")
     return out
 
+def total_cost(report:pd.DataFrame) -> str:
+    "The total of a `cost_report` as text: dollars, or 'unknown' (naming the models without a price) when any row's cost is unknown."
+    if not len(report): return "no requests"
+    n = int(report.requests.sum())
+    if report.cost_usd.isna().any():
+        return f"unknown for {n} requests (no list price for {', '.join(sorted(set(report.model[report.cost_usd.isna()])))}); priced part ${report.cost_usd.sum():.4f}"
+    return f"${report.cost_usd.sum():.4f} for {n} requests (list prices as of {PRICES_AS_OF})"
 
 # %% ../nbs/22_labels.ipynb #bdaf268f
 def read_labels(labels_dir) -> dict:
@@ -381,4 +478,3 @@ def read_labels(labels_dir) -> dict:
         for (l, f), r in LabelLog(p).latest().items():
             if r["status"] == "ok": out[(int(l), int(f))] = r["label"]
     return out
-
