@@ -110,10 +110,12 @@ def graph_files_for(out_dir, category:str, gid:str) -> dict:
     return dict(json=out_dir/"json"/category/f"{gid}.json", record=out_dir/"records"/category/f"{gid}.json", full=out_dir/"full"/category/gid)
 
 def graph_settings(max_n_logits:int=10, desired_logit_prob:float=0.95, batch_size:int=256, max_feature_nodes:int|None=None,
-                   offload:str|None=None, node_threshold:float=0.8, edge_threshold:float=0.98, max_weight:float=1e4) -> dict:
+                   offload:str|None=None, node_threshold:float=0.8, edge_threshold:float=0.98, max_weight:float=1e4,
+                   weak_error_share:float=0.5, weak_replacement_score:float=0.5) -> dict:
     "The attribution, pruning and health-check settings one graph is made with (a record made with others is redone)."
     return dict(max_n_logits=max_n_logits, desired_logit_prob=desired_logit_prob, batch_size=batch_size, max_feature_nodes=max_feature_nodes,
-                offload=offload, node_threshold=node_threshold, edge_threshold=edge_threshold, max_weight=max_weight)
+                offload=offload, node_threshold=node_threshold, edge_threshold=edge_threshold, max_weight=max_weight,
+                weak_error_share=weak_error_share, weak_replacement_score=weak_replacement_score)
 
 def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, settings:dict, labels:dict|None=None, info:dict|None=None,
                        save_full:bool=True, echo=print) -> dict:
@@ -128,19 +130,21 @@ def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, se
     g, secs = attribute_prompt(model, ids, s["max_n_logits"], s["desired_logit_prob"], s["batch_size"], s["max_feature_nodes"], s["offload"])
     scores = graph_scores(g)
     top = g.logit_targets[0].token_str if g.logit_targets else ""
-    meta = dict(info or {}, **scores, graph_id=gid, category=category, seconds=secs, tokens=len(ids),
+    meta = dict(info or {}, **scores, graph_id=gid, category=category, seconds=secs, tokens=len(ids), max_feature_nodes=s["max_feature_nodes"],
                 active_features=len(g.active_features), selected_features=len(g.selected_features))
     write_graph_json(graph_to_json(g, gid, tokenizer, s["node_threshold"], s["edge_threshold"], labels, meta), f["json"])
     if save_full: save_graph(g, f["full"])
-    chk = check_graph(f["json"], s["max_weight"])
+    chk = check_graph(f["json"], s["max_weight"], s["weak_error_share"], s["weak_replacement_score"])
     rec = dict(info or {}, id=gid, category=category, tokens=len(ids), seconds=round(secs, 3), **scores, active_features=len(g.active_features),
                selected_features=len(g.selected_features), features=chk.features, nodes=sum(chk.nodes.values()), links=chk.links,
                error_weight_share=chk.error_weight_share, max_abs_weight=chk.max_abs_weight, verdict=chk.verdict, reasons=chk.reasons,
+               max_feature_nodes=s["max_feature_nodes"],
                top_token=top, top_prob=float(g.logit_probabilities[0]) if len(g.logit_probabilities) else math.nan,
                path=str(f["json"]), key=key)
     atomic_write_text(f["record"], json.dumps(rec, default=float))
     echo(f"   {gid}: {rec['features']} features, {rec['links']} links, replacement {scores['replacement_score']:.3f}, "
-         f"completeness {scores['completeness_score']:.3f}, {secs:.1f} s, {chk.verdict}")
+         f"completeness {scores['completeness_score']:.3f} ({chk.cap_text()}), error share {chk.error_weight_share:.2f}, "
+         f"{secs:.1f} s, {chk.verdict}")
     return rec
 
 def generate_graphs(model, tokenizer, prompts, out_dir, labels:dict|None=None, save_full:bool=True, echo=print, **settings) -> "pd.DataFrame":

@@ -11,14 +11,16 @@ import numpy as np
 from .graph_json import GraphFormatError, parse_graph, graph_health, graph_files, graph_name
 
 # %% auto #0
-__all__ = ['GraphCheck', 'check_graph', 'check_graphs']
+__all__ = ['WEAK_ERROR_SHARE', 'WEAK_REPLACEMENT_SCORE', 'GraphCheck', 'check_graph', 'check_graphs']
 
 # %% ../nbs/32_graph_check.ipynb #fe58b399
+WEAK_ERROR_SHARE, WEAK_REPLACEMENT_SCORE = 0.5, 0.5     # defaults: see the prose above
+
 @dataclass
 class GraphCheck:
     "What `check_graph` found in one graph file."
     path: str
-    verdict: str                                  # 'ok' | 'DEGENERATE' | 'INVALID'
+    verdict: str                                  # 'ok' | 'WEAK' | 'DEGENERATE' | 'INVALID'
     reasons: list = field(default_factory=list)
     nodes: dict = field(default_factory=dict)     # count per kind: feature, error, embedding, logit, other
     features: int = 0
@@ -28,21 +30,31 @@ class GraphCheck:
     error_weight_share: float = math.nan          # share of total |weight| on links that leave error nodes
     replacement_score: float|None = None
     completeness_score: float|None = None
+    feature_node_cap: int|None = None             # max_feature_nodes the scores were computed at (None: no cap or unknown)
+    active_features: int|None = None              # features active in the prompt (the cap's ceiling)
     @property
     def ok(self) -> bool: return self.verdict == "ok"
+    @property
+    def usable(self) -> bool: return self.verdict in ("ok", "WEAK")
+    def cap_text(self) -> str:
+        "The feature-node cap a score was computed at, as text."
+        of = f" of {self.active_features} active" if self.active_features is not None else ""
+        return f"cap {self.feature_node_cap} feature nodes{of}" if self.feature_node_cap else f"no feature-node cap{of}"
     def line(self) -> str:
         "One line for the shell: verdict, file, the figures, and why when it is not ok."
         if self.verdict == "INVALID": return f"INVALID {self.path}: {'; '.join(self.reasons)}"
         sc = "".join(f", {k} {v:.3f}" for k, v in (("replacement", self.replacement_score), ("completeness", self.completeness_score)) if v is not None)
+        if sc: sc += f" ({self.cap_text()})"
         why = f" -- {'; '.join(self.reasons)}" if self.reasons else ""
         return (f"{self.verdict} {self.path}: {self.features} features, nodes {self.nodes}, {self.links} links, "
                 f"|w| {self.min_abs_weight:.3g}..{self.max_abs_weight:.3g}, error share {self.error_weight_share:.2f}{sc}{why}")
 
-def _info_score(d, key):
+def _info_value(d, key):
     v = ((d.get("metadata") or {}).get("info") or {}).get(key)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-def check_graph(path, max_weight:float=1e4) -> GraphCheck:
+def check_graph(path, max_weight:float=1e4, weak_error_share:float=WEAK_ERROR_SHARE,
+                weak_replacement_score:float=WEAK_REPLACEMENT_SCORE) -> GraphCheck:
     "Check one graph JSON file; never raises for a bad graph (the verdict says what is wrong)."
     path = Path(path)
     try: d = json.loads(path.read_text(encoding="utf-8"))
@@ -62,18 +74,27 @@ def check_graph(path, max_weight:float=1e4) -> GraphCheck:
     reasons += health
     w = np.abs(g.weight)
     err = g.kind[g.src] == "error" if g.n_edges else np.zeros(0, bool)
-    return GraphCheck(str(path), "DEGENERATE" if reasons else "ok", reasons,
-                      nodes={k: int((g.kind == k).sum()) for k in ("feature", "error", "embedding", "logit", "other") if (g.kind == k).any()},
-                      features=int((g.kind == "feature").sum()), links=g.n_edges,
-                      min_abs_weight=float(w.min()) if len(w) else math.nan, max_abs_weight=float(w.max()) if len(w) else math.nan,
-                      error_weight_share=float(w[err].sum() / w.sum()) if len(w) and w.sum() > 0 else math.nan,
-                      replacement_score=_info_score(d, "replacement_score"), completeness_score=_info_score(d, "completeness_score"))
+    cap, active = _info_value(d, "max_feature_nodes"), _info_value(d, "active_features")
+    c = GraphCheck(str(path), "DEGENERATE" if reasons else "ok", reasons,
+                   nodes={k: int((g.kind == k).sum()) for k in ("feature", "error", "embedding", "logit", "other") if (g.kind == k).any()},
+                   features=int((g.kind == "feature").sum()), links=g.n_edges,
+                   min_abs_weight=float(w.min()) if len(w) else math.nan, max_abs_weight=float(w.max()) if len(w) else math.nan,
+                   error_weight_share=float(w[err].sum() / w.sum()) if len(w) and w.sum() > 0 else math.nan,
+                   replacement_score=_info_value(d, "replacement_score"), completeness_score=_info_value(d, "completeness_score"),
+                   feature_node_cap=int(cap) if cap else None, active_features=int(active) if active is not None else None)
+    if c.verdict == "ok":
+        if c.error_weight_share > weak_error_share:
+            c.reasons.append(f"error share {c.error_weight_share:.2f} > {weak_error_share}: most of the pruned graph's weight leaves error nodes")
+        if c.replacement_score is not None and c.replacement_score < weak_replacement_score:
+            c.reasons.append(f"replacement score {c.replacement_score:.3f} < {weak_replacement_score} ({c.cap_text()})")
+        if c.reasons: c.verdict = "WEAK"
+    return c
 
-def check_graphs(paths, max_weight:float=1e4) -> list[GraphCheck]:
-    "`check_graph` for every file and every *.json below every folder in `paths`."
+def check_graphs(paths, max_weight:float=1e4, **weak) -> list[GraphCheck]:
+    "`check_graph` for every file and every *.json below every folder in `paths` (`weak`: the WEAK thresholds)."
     out = []
     for p in [paths] if isinstance(paths, (str, Path)) else paths:
         try: files = graph_files(p)
         except GraphFormatError as e: out.append(GraphCheck(str(p), "INVALID", [str(e)])); continue
-        out += [check_graph(f, max_weight) for f in files]
+        out += [check_graph(f, max_weight, **weak) for f in files]
     return out
