@@ -49,8 +49,8 @@ def _parser():
     t.add_argument("--nproc", type=int, required=True, help="processes (GPUs; gloo processes on CPU)")
     t.add_argument("--mode", default="modules", choices=["modules", "ddp"], help="modules: each rank its own layers (default); ddp: data parallel")
     t.add_argument("--dry-run", action="store_true", dest="dry_run", help="print the command(s) without running them")
-    m = sub.add_parser("motifs", help="motif census, Z-scores and significance profiles of graph JSON files or folders")
-    m.add_argument("paths", nargs="+", help="graph JSON files or folders of them")
+    m = sub.add_parser("motifs", help="motif census, Z-scores and significance profiles of graph JSON files or folders; `motifs compare DIR_A DIR_B`: compare two folders")
+    m.add_argument("paths", nargs="+", help="graph JSON files or folders of them; or the word compare and two folders")
     m.add_argument("--null", default="layered", choices=["configuration", "layered"], help="null model (default: layered)")
     m.add_argument("--n-random", type=int, default=1000, dest="n_random", help="random graphs per graph (default 1000)")
     m.add_argument("--seed", type=int, default=0)
@@ -59,7 +59,9 @@ def _parser():
     m.add_argument("--weight-threshold", type=float, default=0.0, dest="weight_threshold", help="drop edges with |weight| below this")
     m.add_argument("--keep-errors", action="store_true", dest="keep_errors", help="keep error nodes (dropped by default)")
     m.add_argument("--workers", type=int, default=2, help="graphs analysed in parallel processes")
-    m.add_argument("--json", action="store_true", help="one JSON object per graph per line (keys graph, labels, counts, z, sp, ...)")
+    m.add_argument("--json", action="store_true", help="one JSON object per graph per line (keys graph, labels, counts, z, sp, ...); with compare: one object")
+    m.add_argument("--paired", action="store_true", help="compare only: pair the two folders' graphs by file name (sign-flip tests)")
+    m.add_argument("--n-permutations", type=int, default=10_000, dest="n_permutations", help="compare only: permutations and bootstrap resamples per test (default 10000)")
     g = sub.add_parser("graph", help="attribution-graph files")
     gsub = g.add_subparsers(dest="graph_command", required=True)
     f = gsub.add_parser("fetch", help="download published graph JSONs (URL, or slug of Anthropic's attribution-graphs paper)")
@@ -69,7 +71,18 @@ def _parser():
     c = gsub.add_parser("check", help="health check: node counts, weight range, error share, scores, verdict; exit 1 if any graph is not ok")
     c.add_argument("paths", nargs="+", help="graph JSON files or folders of them")
     c.add_argument("--max-weight", type=float, default=1e4, dest="max_weight", help="|edge weight| above this is degenerate (default 1e4)")
+    c.add_argument("--weak-error-share", type=float, default=0.5, dest="weak_error_share", help="WEAK when more of the pruned |edge weight| than this leaves error nodes (default 0.5)")
+    c.add_argument("--weak-replacement-score", type=float, default=0.5, dest="weak_replacement_score", help="WEAK when the replacement score is below this (default 0.5)")
+    c.add_argument("--strict", action="store_true", help="exit 1 on WEAK graphs too (default: only on DEGENERATE or INVALID ones)")
     c.add_argument("--json", action="store_true", help="one JSON object per graph per line")
+    k = sub.add_parser("check", help="checks of the model and its replacement")
+    ksub = k.add_subparsers(dest="check_command", required=True)
+    km = ksub.add_parser("model", help="the replacement model (with error nodes) against transformers' logits on the benchmark prompts; exit 1 beyond the tolerance")
+    km.add_argument("--model", required=True, help="registry name, hub id or local folder")
+    km.add_argument("--backend", default="transformerlens", choices=["transformerlens", "nnsight"])
+    km.add_argument("--tolerance", type=float, default=1e-3, help="largest |logit difference| allowed (default 1e-3, fp32)")
+    km.add_argument("--per-prompt", action="store_true", dest="per_prompt", help="one line per prompt")
+    km.add_argument("--json", action="store_true", help="the full record as one JSON object")
     for name, help_ in (("status", "which phases and notebooks are done, running, failed (with the failing cell) or missing"),
                         ("report", "rewrite outputs/<preset>/index.html from what the phases wrote")):
         x = sub.add_parser(name, help=help_)
@@ -80,9 +93,24 @@ def _parser():
     v.add_argument("--port", type=int, default=8032); v.add_argument("--host", default="127.0.0.1")
     return p
 
+def _motifs_compare(a) -> int:
+    import json
+    from r1_interp.graph_json import GraphFormatError
+    from r1_interp.motif_compare import compare_folders
+    if len(a.paths) != 3: print(f"error: motifs compare takes two folders, got {len(a.paths) - 1}", file=sys.stderr); return 2
+    try:
+        c, _, errors = compare_folders(a.paths[1], a.paths[2], a.null, a.n_random, a.paired, a.seed, a.workers, a.n_permutations, a.n_permutations,
+                                       swaps_per_edge=a.swaps_per_edge, weight_threshold=a.weight_threshold, keep_errors=a.keep_errors)
+    except (FileNotFoundError, GraphFormatError) as e: print(f"error: {e}", file=sys.stderr); return 2
+    print(json.dumps(c.to_dict()) if a.json else c.format(), flush=True)
+    for f, e in errors: print(f"error: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
 def _motifs(a) -> int:
     import json
     from r1_interp.graph_json import map_graphs
+    if a.paths[0] == "compare": return _motifs_compare(a)
+    if a.paired: print("error: --paired belongs to `r1-interp motifs compare DIR_A DIR_B`", file=sys.stderr); return 2
     from r1_interp.motif_compare import motif_report
     reports, errors = map_graphs(motif_report, a.paths, workers=a.workers, null_model=a.null, n_random=a.n_random, seed=a.seed,
                                  size=a.size, swaps_per_edge=a.swaps_per_edge, weight_threshold=a.weight_threshold, keep_errors=a.keep_errors)
@@ -129,10 +157,24 @@ def _train(a) -> int:
 def _graph_check(a) -> int:
     import json, dataclasses
     from r1_interp.graph_check import check_graphs
-    checks = check_graphs(a.paths, a.max_weight)
+    checks = check_graphs(a.paths, a.max_weight, weak_error_share=a.weak_error_share, weak_replacement_score=a.weak_replacement_score)
     for c in checks: print(json.dumps(dict(dataclasses.asdict(c), ok=c.ok)) if a.json else c.line(), flush=True)
-    if not a.json: print(f"{sum(c.ok for c in checks)} of {len(checks)} graphs ok")
-    return 0 if checks and all(c.ok for c in checks) else 1
+    if not a.json:
+        weak = sum(c.verdict == "WEAK" for c in checks)
+        print(f"{sum(c.ok for c in checks)} of {len(checks)} graphs ok" + (f", {weak} WEAK" if weak else ""))
+    passed = (lambda c: c.ok) if a.strict else (lambda c: c.usable)
+    return 0 if checks and all(passed(c) for c in checks) else 1
+
+def _check_model(a) -> int:
+    import json
+    from r1_interp.model_check import model_check
+    from r1_interp.replacement import ReplacementError
+    from r1_interp.transcoder_io import TranscoderError
+    from r1_interp.models import ModelNotAvailable
+    try: c = model_check(a.model, a.backend, tolerance=a.tolerance)
+    except (ModelNotAvailable, ReplacementError, TranscoderError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
+    print(json.dumps(c.to_dict(), default=str) if a.json else c.render(per_prompt=a.per_prompt), flush=True)
+    return 0 if c.ok else 1
 
 def _graph(a) -> int:
     from r1_interp.graph_json import fetch_graph, TRANSFORMER_CIRCUITS_GRAPHS
@@ -170,6 +212,7 @@ def main(argv=None) -> int:
         else: print(format_status(df))
         return 1 if (df.state == "failed").any() else 0
     if a.command == "graph": return _graph(a)
+    if a.command == "check": return _check_model(a)
     if a.command == "serve":
         from r1_interp.viewer import serve
         try: server = serve(a.dir, a.port, a.host, background=True)

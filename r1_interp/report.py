@@ -11,7 +11,6 @@ import pandas as pd
 from .config import atomic_write_text
 from .feature_pages import esc, _page
 
-
 # %% auto #0
 __all__ = ['COMPARISONS', 'KNOBS', 'transcoders_section', 'features_section', 'graphs_section', 'compare_section',
            'settings_section', 'write_index']
@@ -29,45 +28,88 @@ def _read_csv(p) -> pd.DataFrame:
     try: return pd.read_csv(p)
     except (OSError, ValueError, pd.errors.EmptyDataError): return pd.DataFrame()
 
-
 # %% ../nbs/51_report.ipynb #aa5ba49d
+def _pm(v, se, digits:int=3) -> str:
+    "A value with its standard error, as text."
+    if v is None or not np.isfinite(v): return "n/a"
+    return f"{v:.{digits}f} ± {se:.{digits}f}" if se is not None and np.isfinite(se) else f"{v:.{digits}f} (no s.e.)"
+
 def transcoders_section(outputs:Path) -> str:
+    "Per-layer faithfulness with standard errors, what the errors allow one to say, the full replacement, and the excluded tokens."
     from r1_interp.pipeline import read_evals
+    from r1_interp.evaluate import faithfulness_summary
     ev = read_evals(outputs/"train") if (outputs/"train").exists() else pd.DataFrame()
     if not len(ev): return "<h2>Transcoders</h2>" + _note("the train phase has not run")
-    cols = [c for c in ["layer", "fvu", "fvu_skip_only", "l0", "dead_fraction", "ce_increase", "ce_increase_zero_ablation", "ce_increase_mean_ablation", "kl"] if c in ev]
-    ev = ev.sort_values("layer")[cols]
+    ev = ev.sort_values("layer")
+    excl = sorted({int(i) for e in ev.excluded_token_ids for i in e}) if "excluded_token_ids" in ev else []
+    head = _note(f"special-token positions left out of training and of every statistic (token ids): {excl}" if excl else
+                 "no excluded token ids recorded: these transcoders were evaluated with special-token positions included")
+    if "ce_increase_se" in ev and "ce_increase_mean_ablation" in ev:
+        fs = faithfulness_summary(ev)
+        head += (f"<p>CE increase when one MLP is replaced (± one standard error over evaluation chunks; {int(ev.tokens.iloc[0]):,} "
+                 f"predictions per layer): median {_pm(fs['median_ce_increase'], fs['median_ce_increase_se'])} nats; mean-ablating the "
+                 f"same MLP: median {ev.ce_increase_mean_ablation.median():.3f}. Below 0.05 nats by more than two standard errors: "
+                 f"{len(fs['under_0.05'])} of {len(ev)} layers; above it: {len(fs['over_0.05'])}; within two standard errors of it "
+                 f"(undecided): {len(fs['undecided_0.05'])}.</p>")
+        worse = fs.get("worse_than_mean_ablation") or []
+        head += _note("; ".join(f"layer {w['layer']}: the transcoder costs {_pm(w['ce_increase'], w['se'])} nats, more than mean-ablating "
+                                f"the MLP ({_pm(w['mean_ablation'], w['mean_ablation_se'])}): it is worse than no transcoder" for w in worse)
+                      if worse else "no layer's transcoder costs more than mean-ablating its MLP (beyond two standard errors)")
     full = outputs/"train"/"full_replacement.json"
     fr = json.loads(full.read_text()) if full.exists() else {}
-    head = (f"<p>CE increase per layer (one MLP replaced): median {ev.ce_increase.median():.3f} nats, {int((ev.ce_increase < 0.1).sum())} of {len(ev)} layers under 0.1; "
-            f"mean-ablating the same MLP: median {ev.ce_increase_mean_ablation.median():.3f}.</p>" if "ce_increase_mean_ablation" in ev else "")
-    if fr: head += (f"<p>Full replacement (every MLP at once): CE increase {fr.get('ce_increase', float('nan')):.3f} nats, "
-                    f"top-1 agreement {100 * fr.get('top1_agreement', float('nan')):.1f}%.</p>")
-    return "<h2>Transcoders</h2>" + head + _table(ev)
+    if fr: head += (f"<p>Full replacement (every MLP at once, at ordinary positions): CE increase {_pm(fr.get('ce_increase'), fr.get('ce_increase_se'))} "
+                    f"nats (mean-ablating every MLP: {_pm(fr.get('ce_increase_mean_ablation_all'), fr.get('ce_increase_mean_ablation_all_se'))}), "
+                    f"top-1 agreement with the clean model {_pm(fr.get('top1_agreement'), fr.get('top1_agreement_se'))}, on "
+                    f"{fr.get('tokens', 0):,} predictions in {fr.get('chunks', 0)} chunks.</p>")
+    cols = [c for c in ["layer", "fvu", "fvu_se", "fvu_skip_only", "l0", "dead_eval", "ce_increase", "ce_increase_se", "ce_increase_zero_ablation",
+                        "ce_increase_mean_ablation", "ce_increase_mean_ablation_se", "kl", "kl_se"] if c in ev]
+    return "<h2>Transcoders</h2>" + head + _table(ev[cols], 4)
 
 def features_section(outputs:Path) -> str:
+    "Label counts and score distributions per layer: mean balanced accuracy with its standard error, and what the offline rater cannot rate."
     rows = [json.loads(p.read_text()) for p in sorted((outputs/"features"/"pages").glob("layer_*.json"))]
     if not rows: return "<h2>Features</h2>" + _note("the collect and label phases have not run")
     df = pd.DataFrame(rows).sort_values("layer")
     df["labellers"] = df.labellers.map(lambda x: ", ".join(x))
     link = f'<p><a href="{_rel(outputs/"features"/"pages"/"index.html", outputs)}">feature pages</a></p>'
     n = int(df.labelled.sum())
-    head = (f"<p>{n} features labelled over {len(df)} layers ({int(df.failed.sum())} failures recorded); median of the per-layer median scores: "
-            f"detection {df.detection.median():.2f}, fuzzing {df.fuzzing.median():.2f} (balanced accuracy, chance 0.5).</p>")
-    if set(df.labellers) <= {"heuristic"}: head += _note("labels are the offline heuristic's (no ANTHROPIC_API_KEY): token lists, rated by token matching")
-    return "<h2>Features</h2>" + head + link + _table(df[["layer", "features", "alive", "labelled", "failed", "labellers", "detection", "fuzzing"]])
-
+    def pooled(m):   # every scored label of every layer, pooled: mean and its standard error
+        if f"{m}_n" not in df or not df[f"{m}_n"].sum(): return "n/a"
+        k, mu = df[f"{m}_n"].fillna(0), df[f"{m}_mean"].fillna(0)
+        mean = float((k * mu).sum() / k.sum())
+        var = float((((k - 1).clip(lower=0) * (df[f"{m}_se"].fillna(0) ** 2 * k)) + k * (mu - mean) ** 2).sum() / max(k.sum() - 1, 1))
+        return f"{_pm(mean, (var / k.sum()) ** 0.5)} over {int(k.sum())} labels"
+    head = (f"<p>{n} features labelled over {len(df)} layers ({int(df.failed.sum())} failures recorded); mean balanced accuracy (chance 0.5, "
+            f"± one standard error): detection {pooled('detection')}, fuzzing {pooled('fuzzing')}"
+            + (f"; {int(df.unrated.sum())} scores unrated (labels the rater cannot read, e.g. negated ones)" if "unrated" in df else "") + ".</p>")
+    if set(df.labellers) <= {"heuristic"}:
+        head += _note("labels are the offline heuristic's (no ANTHROPIC_API_KEY): token lists, rated by token matching at the focal or marked "
+                      "token, on contexts the labeller did not see. This rates whether a feature fires on the tokens it names, not whether a "
+                      "description is right; Claude's labels and ratings need the key.")
+    cols = [c for c in ["layer", "features", "alive", "labelled", "failed", "labellers", "detection_mean", "detection_se", "fuzzing_mean",
+                        "fuzzing_se", "unrated"] if c in df]
+    return "<h2>Features</h2>" + head + link + _table(df[cols])
 
 # %% ../nbs/51_report.ipynb #c0bf49f4
 def graphs_section(outputs:Path) -> str:
+    "Graph scores with the feature-node cap they were computed at, and the health verdicts (ok, WEAK, DEGENERATE, INVALID)."
     s = _read_csv(outputs/"graphs"/"summary.csv")
     if not len(s): return "<h2>Attribution graphs</h2>" + _note("the graphs phase has not run")
-    cols = [c for c in ["category", "id", "tokens", "features", "replacement_score", "completeness_score", "error_weight_share", "verdict"] if c in s]
-    bad = s[s.verdict != "ok"] if "verdict" in s else s.iloc[:0]
-    head = (f"<p>{len(s)} graphs, {len(s) - len(bad)} pass the health check; replacement score median {s.replacement_score.median():.2f}, "
-            f"completeness median {s.completeness_score.median():.2f}.</p>")
+    cols = [c for c in ["category", "id", "tokens", "features", "replacement_score", "completeness_score", "max_feature_nodes", "active_features",
+                        "error_weight_share", "verdict"] if c in s]
+    counts = s.verdict.value_counts().to_dict() if "verdict" in s else {}
+    caps = sorted({int(c) for c in s.max_feature_nodes.dropna()}) if "max_feature_nodes" in s else []
+    head = (f"<p>{len(s)} graphs: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("ok", "WEAK", "DEGENERATE", "INVALID")) +
+            f". Replacement score median {s.replacement_score.median():.2f} (range {s.replacement_score.min():.2f}-{s.replacement_score.max():.2f}), "
+            f"completeness median {s.completeness_score.median():.2f}, at a cap of {', '.join(map(str, caps)) or 'no'} feature nodes "
+            "(a replacement score grows with the cap). WEAK: most of the graph's weight leaves error nodes or the replacement score is "
+            "low (thresholds in the graph params): such a graph mostly shows what the transcoders miss.</p>")
     ph = _read_csv(outputs/"graphs"/"phases"/"summary.csv")
-    if len(ph): head += f"<p>Thinking vs answering: {len(ph)} responses, {int(ph.answered.sum())} reached an answer phase, {int(ph.correct.sum())} correct.</p>"
+    if len(ph):
+        head += f"<p>Thinking vs answering: {len(ph)} responses, {int(ph.answered.sum())} reached an answer phase, {int(ph.correct.sum())} judged correct.</p>"
+        pcols = [c for c in ["category", "id", "answered", "correct", "extracted_answer", "think_target", "think_verdict",
+                             "answer_target", "answer_verdict"] if c in ph]
+        head += _table(ph[pcols])
     return "<h2>Attribution graphs</h2>" + head + _table(s[cols])
 
 COMPARISONS = (("model", "Reasoning model vs its base model", ("r1~base", "model~base")),
@@ -76,21 +118,33 @@ COMPARISONS = (("model", "Reasoning model vs its base model", ("r1~base", "model
                ("correctness", "Correct vs incorrect answers", ("correct:incorrect",)))
 
 def compare_section(outputs:Path) -> str:
-    "The motif profiles and the four comparisons, each with its statistics, or a note saying why the data cannot support it."
-    comp, prof = _read_csv(outputs/"compare"/"comparisons.csv"), _read_csv(outputs/"compare"/"category_profiles.csv")
+    """The motif statistics per category and the four comparisons, each with effect sizes, bootstrap intervals and
+    p-values of statistics that vary under the null, or a note saying why the data cannot support it."""
+    d = outputs/"compare"
+    comp, stats = _read_csv(d/"comparisons.csv"), _read_csv(d/"comparison_stats.csv")
+    cat, prof = _read_csv(d/"category_stats.csv"), _read_csv(d/"category_profiles.csv")
     html = "<h2>Motifs</h2>"
-    html += ("<p>Significance profiles (triad census against the null model) by category:</p>" + _table(prof) if len(prof)
-             else _note("the compare phase has not run for this preset (params/<preset>/compare.yaml)"))
+    if not len(cat) and not len(comp): html += _note("the compare phase has not run for this preset (params/<preset>/compare.yaml)")
+    else: html += ("<p>Per category, the motif statistics that vary under the null model (FFL enrichment as log(real+1)/(null mean+1) and "
+             "Z-score, coherent-FFL excess over shuffled signs, bi-fan and bi-parallel enrichment), mean with a bootstrap interval. "
+             "Under the layered null a triad significance profile is one bit (021D, 021U and 021C mirror the FFL count and the other "
+             "classes never vary), so no cosine of such profiles is reported.</p>" + _table(cat))
+    if len(prof): html += "<p>Second view: triad significance profiles against the configuration null, by category.</p>" + _table(prof)
     for key, title, names in COMPARISONS:
         html += f"<h3>{esc(title)}</h3>"
         want = {n.replace("~", " ~ ").replace(":", " vs ") for n in names}
         rows = comp[comp.comparison.isin(want)] if len(comp) and "comparison" in comp else comp.iloc[:0]
-        if len(rows): html += _table(rows)
+        if len(rows):
+            html += _table(rows[[c for c in ["comparison", "n_a", "n_b", "null", "statistic", "effect", "ci_low", "ci_high", "p", "q",
+                                             "verdict", "notes"] if c in rows]])
+            srows = stats[stats.comparison.isin(rows.comparison)] if len(stats) and "comparison" in stats else stats.iloc[:0]
+            if len(srows):
+                html += "<p>Every statistic (effect: difference of means, or mean paired difference; interval: bootstrap):</p>" + _table(
+                    srows[[c for c in ["statistic", "n_a", "n_b", "mean_a", "mean_b", "effect", "ci_low", "ci_high", "p", "q", "test", "note"] if c in srows]])
         else: html += _note("no comparison of this kind in this run: a group was missing or empty, or the preset does not ask for it")
-        note = outputs/"compare"/f"note_{key}.txt"
+        note = d/f"note_{key}.txt"
         if note.exists(): html += _note(note.read_text())
     return html
-
 
 # %% ../nbs/51_report.ipynb #fb353b0b
 KNOBS = (("train", "tokens_per_layer", "tokens each transcoder trains on"), ("train", "expansion_factor", "dictionary size / hidden size"),
@@ -109,8 +163,6 @@ def settings_section(root, preset:str) -> str:
             "<code>use_sweep_winner</code> is on." if "train" in cfgs and getattr(cfgs["train"], "use_sweep_winner", False) else "")
     return ("<h2>Settings a longer run would improve</h2><p>Each is one key in the preset's params (or a flag of "
             f"<code>r1-interp run</code>); the numbers above are what these values bought.{note}</p>" + _table(pd.DataFrame(rows)))
-
-
 
 # %% ../nbs/51_report.ipynb #c658f75b
 def write_index(root, preset:str, outputs=None) -> Path:
@@ -134,4 +186,3 @@ def write_index(root, preset:str, outputs=None) -> Path:
             + transcoders_section(outputs) + features_section(outputs) + graphs_section(outputs) + compare_section(outputs)
             + settings_section(root, preset))
     p = outputs/"index.html"; atomic_write_text(p, _page(f"r1-interp: {preset}", body)); return p
-
