@@ -71,8 +71,11 @@ def _parser():
     c = gsub.add_parser("check", help="health check: node counts, weight range, error share, scores, verdict; exit 1 if any graph is not ok")
     c.add_argument("paths", nargs="+", help="graph JSON files or folders of them")
     c.add_argument("--max-weight", type=float, default=1e4, dest="max_weight", help="|edge weight| above this is degenerate (default 1e4)")
-    c.add_argument("--weak-error-share", type=float, default=0.5, dest="weak_error_share", help="WEAK when more of the pruned |edge weight| than this leaves error nodes (default 0.5)")
-    c.add_argument("--weak-replacement-score", type=float, default=0.5, dest="weak_replacement_score", help="WEAK when the replacement score is below this (default 0.5)")
+    from r1_interp.graph_check import WEAK_ERROR_SHARE, WEAK_REPLACEMENT_SCORE
+    c.add_argument("--weak-error-share", type=float, default=WEAK_ERROR_SHARE, dest="weak_error_share",
+                   help=f"WEAK when more of the pruned |edge weight| than this leaves error nodes (default {WEAK_ERROR_SHARE})")
+    c.add_argument("--weak-replacement-score", type=float, default=WEAK_REPLACEMENT_SCORE, dest="weak_replacement_score",
+                   help=f"WEAK when the replacement score is below this (default {WEAK_REPLACEMENT_SCORE})")
     c.add_argument("--strict", action="store_true", help="exit 1 on WEAK graphs too (default: only on DEGENERATE or INVALID ones)")
     c.add_argument("--json", action="store_true", help="one JSON object per graph per line")
     k = sub.add_parser("check", help="checks of the model and its replacement")

@@ -257,7 +257,7 @@ def _write_parquet(table, path:Path):
     pq.write_table(table, tmp); os.replace(tmp, path)
 
 def _ordinary_positions(corpus, chunks, rng, before:int, after:int, tries:int=20) -> np.ndarray:
-    "A random position per chunk in [before, ctx_len - after) that holds an ordinary token (redrawn up to `tries` times)."
+    "A random position per chunk in [before, ctx_len - after) that holds an ordinary token (redrawn up to `tries` times; -1 if none was found)."
     T = corpus.ctx_len
     lo, hi = min(before, T - 1), max(T - after, before + 1)
     pos = rng.integers(lo, hi, len(chunks)).clip(0, T - 1)
@@ -265,6 +265,7 @@ def _ordinary_positions(corpus, chunks, rng, before:int, after:int, tries:int=20
         bad = ~corpus.ordinary(corpus.tokens[chunks, pos].astype(np.int64)) if len(chunks) else np.zeros(0, bool)
         if not bad.any(): break
         pos[bad] = rng.integers(lo, hi, int(bad.sum())).clip(0, T - 1)
+    if len(chunks): pos[~corpus.ordinary(corpus.tokens[chunks, pos].astype(np.int64))] = -1
     return pos
 
 def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles:int=4, n_negative:int|None=None):
@@ -296,6 +297,8 @@ def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles
         nf, nj = np.nonzero(np.isfinite(np.take_along_axis(r, order, 1)))
         nchunk = st["pool_chunk"].numpy()[order[nf, nj]] if P else np.zeros(0, np.int64)
         npos = _ordinary_positions(corpus, nchunk, rng, before, after)
+        found = npos >= 0                                               # a chunk of special tokens only gives no negative
+        nf, nj, nchunk, npos = nf[found], nj[found], nchunk[found], npos[found]
         ex = pa.concat_tables([_example_table("top", *top, corpus, before, after).append_column("quantile", pa.nulls(len(top[0]), pa.int32())),
                                _example_table("sample", *sample, corpus, before, after).append_column("quantile", pa.array(_quantiles(sample[0], sample[4], n_quantiles), pa.int32())),
                                _example_table("negative", nf, nj, nchunk, npos, np.zeros(len(nf), np.float32), np.zeros((len(nf), before + after + 1), np.float32),

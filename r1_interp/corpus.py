@@ -11,8 +11,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 # %% auto #0
-__all__ = ['CORPUS_FORMAT', 'demo_documents', 'CorpusError', 'documents', 'special_token_ids', 'corpus_key', 'tokenize_corpus',
-           'TokenCorpus', 'corpus_stats']
+__all__ = ['CORPUS_FORMAT', 'demo_documents', 'CorpusError', 'documents', 'special_token_ids', 'vocab_digest', 'corpus_key',
+           'tokenize_corpus', 'TokenCorpus', 'corpus_stats']
 
 # %% ../nbs/03_corpus.ipynb #f8c4766c
 def _champ_json() -> dict:
@@ -100,13 +100,19 @@ def special_token_ids(tokenizer) -> list[int]:
     ids |= {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(t, "special", False)}
     return sorted(int(i) for i in ids if i is not None)
 
+def vocab_digest(tokenizer) -> str:
+    "SHA-256 of the tokenizer's vocabulary (token -> id), so a corpus is rebuilt when the tokenizer changes under the same name."
+    import hashlib
+    return hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()
+
 CORPUS_FORMAT = 2   # bump when the chunking recipe changes: a corpus made by another format is rebuilt
 
 def corpus_key(source:str, tokenizer, ctx_len:int, max_tokens:int, eval_fraction:float, seed:int, separator:int|None) -> dict:
     "What a tokenised corpus depends on; a folder whose `meta.json` records another key is rebuilt."
     return dict(format=CORPUS_FORMAT, source=source, ctx_len=ctx_len, max_tokens=max_tokens, eval_fraction=eval_fraction,
                 seed=seed, separator=separator, start=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else separator,
-                tokenizer=getattr(tokenizer, "name_or_path", ""), vocab_size=len(tokenizer))
+                tokenizer=getattr(tokenizer, "name_or_path", ""), vocab_size=len(tokenizer), special=special_token_ids(tokenizer),
+                vocab_sha256=vocab_digest(tokenizer))
 
 def tokenize_corpus(source:str, tokenizer, out_dir, ctx_len:int=256, max_tokens:int=2_000_000,
                     eval_fraction:float=0.05, seed:int=0, batch_docs:int=64, docs:Iterable[str]|None=None,
@@ -201,7 +207,8 @@ def corpus_stats(corpus:TokenCorpus, tokenizer=None, top:int=15) -> dict:
     excl = [i for i in corpus.excluded_ids if i < len(counts) and counts[i]]
     return dict(**{k: corpus.meta[k] for k in ("source", "n_docs", "n_chunks", "ctx_len", "n_tokens", "n_train", "n_eval")},
                 distinct_tokens=int((counts > 0).sum()), vocab_size=corpus.meta["vocab_size"],
-                separator=f"{corpus.meta['separator_token_id']} {name(corpus.meta['separator_token_id'])}",
+                separator=(f"{corpus.meta['separator_token_id']} {name(corpus.meta['separator_token_id'])}"
+                           if corpus.meta.get("separator_token_id") is not None else "none (the tokenizer has no end-of-text token)"),
                 excluded_token_ids=corpus.excluded_ids,
                 excluded_positions=", ".join(f"{i} {name(i)} x{int(counts[i])}" for i in excl) or "none",
                 excluded_fraction=float(sum(counts[i] for i in excl) / counts.sum()),

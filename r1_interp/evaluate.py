@@ -155,11 +155,13 @@ def evaluate_transcoders(model, coders:dict, batches, baselines:bool=True, full_
     if full_replacement:
         splices["full"] = {l: by_transcoder(coders[l]) for l in layers}
         if baselines: splices["full_mean"] = {l: by_constant(means[l]) for l in layers}
+    if baselines and baseline_batches is not None and baseline_batches < 1:
+        raise ValueError(f"baseline_batches {baseline_batches}: at least 1 batch is needed for the baselines (or baselines=False)")
     acc = {k: dict(ce=[], kl=[], agree=[], n=[]) for k in splices}  # per-chunk sums
     is_baseline = {k: (k[0] if isinstance(k, tuple) else k) in ("zero", "mean", "full_mean") for k in splices}
     keys = ("sse", "sse_skip", "sum_y2", "n", "l0")
     stats = {l: {**{k: [] for k in keys}, "sum_y": [], "fired": None} for l in layers}
-    clean_ce, n_pred, n_rows = [], [], []
+    clean_ce, n_pred = [], []
     # batch by batch: the clean forward, then every splice against it (memory: one batch's logits, whatever the eval size)
     for b, ids in enumerate(batches):
         ids = ids.to(dev); io = {}
@@ -219,6 +221,9 @@ def evaluate_transcoders(model, coders:dict, batches, baselines:bool=True, full_
             for z in ("zero", "mean"):
                 row[f"ce_increase_{z}_ablation"], row[f"ce_increase_{z}_ablation_se"] = res[(z, l)]["ce"], res[(z, l)]["ce_se"]
             row["baseline_tokens"] = int(cat(acc[("mean", l)]["n"]).sum())
+            # paired on the chunks both ran on: the transcoder's cost minus mean-ablation's
+            m = len(cat(acc[("mean", l)]["n"]))
+            row.update(est("ce_minus_mean_ablation", cat(acc[("tc", l)]["ce"])[:m] - cat(acc[("mean", l)]["ce"]), cat(acc[("mean", l)]["n"])))
         row.update(tokens=int(n_pred.sum()), chunks=len(n_pred))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("layer") if rows else pd.DataFrame()
@@ -245,10 +250,13 @@ def faithfulness_summary(table:pd.DataFrame, targets=(0.05, 0.1), z:float=2.0) -
         out[f"over_{x}"] = [int(l) for l in t.layer[ce - z * se > x]]
         out[f"undecided_{x}"] = [int(l) for l in t.layer[(ce + z * se >= x) & (ce - z * se <= x)]]
     if "ce_increase_mean_ablation" in t:
-        diff = ce - t.ce_increase_mean_ablation.to_numpy()
-        dse = np.sqrt(se ** 2 + t.ce_increase_mean_ablation_se.fillna(np.inf).to_numpy() ** 2)
-        worse = t[diff - z * dse > 0]
-        out["worse_than_mean_ablation"] = [dict(layer=int(r.layer), ce_increase=float(r.ce_increase), se=float(r.ce_increase_se),
-                                                mean_ablation=float(r.ce_increase_mean_ablation), mean_ablation_se=float(r.ce_increase_mean_ablation_se))
-                                           for r in worse.itertuples()]
+        if "ce_minus_mean_ablation" in t:
+            diff, dse = t.ce_minus_mean_ablation.to_numpy(), t.ce_minus_mean_ablation_se.fillna(np.inf).to_numpy()
+        else:                            # no paired difference recorded: the two errors as if independent (conservative)
+            diff = ce - t.ce_increase_mean_ablation.to_numpy()
+            dse = np.sqrt(se ** 2 + t.ce_increase_mean_ablation_se.fillna(np.inf).to_numpy() ** 2)
+        out["worse_than_mean_ablation"] = [
+            dict(layer=int(r.layer), ce_increase=float(r.ce_increase), se=float(r.ce_increase_se), mean_ablation=float(r.ce_increase_mean_ablation),
+                 mean_ablation_se=float(r.ce_increase_mean_ablation_se), difference=float(d), difference_se=float(e), beyond_error=bool(d - z * e > 0))
+            for r, d, e in zip(t.itertuples(), diff, dse) if d > 0]
     return out

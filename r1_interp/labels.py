@@ -291,8 +291,8 @@ def ask_json(client, request:dict, parse, first=None):
 class ClaudeLabeller:
     "Labels a feature with Claude through the `anthropic` SDK: `label_request`, `parse_label`, one retry of a malformed reply (`ask_json`)."
     name = "claude"
-    def __init__(self, client, model:str=DEFAULT_CLAUDE_MODEL, max_tokens:int=300):
-        check_model(model)
+    def __init__(self, client, model:str=DEFAULT_CLAUDE_MODEL, max_tokens:int=300, checked:bool=False):
+        if not checked: check_model(model)
         self.client, self.model, self.max_tokens = client, model, max_tokens
     def request(self, layer:int, feature:int, top) -> dict:
         return label_request(layer, feature, [mark_example(t, a) for t, a in top], self.model, self.max_tokens)
@@ -306,7 +306,9 @@ class ClaudeLabeller:
 def make_labeller(kind:str="auto", model:str=DEFAULT_CLAUDE_MODEL, **client_kw):
     "'claude', 'heuristic', or 'auto' (Claude when ANTHROPIC_API_KEY is set, else the heuristic labeller); a Claude model is checked first (`check_model`)."
     if kind == "heuristic" or (kind == "auto" and not os.environ.get("ANTHROPIC_API_KEY")): return HeuristicLabeller()
-    if kind in ("claude", "auto"): check_model(model); return ClaudeLabeller(claude_client(**client_kw), model)
+    if kind in ("claude", "auto"):
+        check_model(model)                 # before the key is read and before any request
+        return ClaudeLabeller(claude_client(**client_kw), model, checked=True)
     raise LabelError(f"labeller {kind!r}: expected 'auto', 'claude' or 'heuristic'")
 
 # %% ../nbs/22_labels.ipynb #13718736

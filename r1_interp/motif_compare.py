@@ -96,6 +96,9 @@ def graph_statistics(tri, quad, coherence:dict) -> tuple[dict, list]:
                       f"{key}_z": float(sig.z[i]), f"{key}_log_ratio": float(sig.log_ratio[i]), f"{key}_p_upper": float(sig.p_upper[i])})
         if not sig.std[i] > 0: locked += [s for s in (f"{key}_z", f"{key}_log_ratio") if s in STATISTICS]
     stats.update({k: float(coherence[k]) for k in ("coherent_share", "coherent_expected", "coherent_excess", "negative_edge_share")})
+    # shuffling signs changes nothing when every edge has the same sign (or there is no FFL): the excess is then locked at 0
+    if not 0 < stats["negative_edge_share"] < 1 or not stats["ffl"]: locked.append("coherent_excess")
+    for s in locked: stats[s] = math.nan                                  # a locked statistic never enters a comparison
     return stats, locked
 
 def graph_digest(g:AttributionGraph) -> str:

@@ -11,7 +11,7 @@ import torch
 # %% auto #0
 __all__ = ['THINK_DELIMITER', 'ANSWER_DELIMITER', 'STEP_BY_STEP', 'TARGET_RULES', 'Response', 'chat_prompt', 'generate_response',
            'token_char_ends', 'token_at', 'Phases', 'split_phases', 'phase_text', 'words_to_number', 'Number',
-           'find_numbers', 'question_unit', 'in_unit', 'negated', 'operand', 'restated', 'plain_text',
+           'find_numbers', 'question_unit', 'in_unit', 'negated', 'operand', 'compared', 'restated', 'plain_text',
            'final_statements', 'Verdict', 'judge_answer', 'first_result', 'Target', 'pick_target',
            'generate_phase_graphs', 'write_correctness_groups']
 
@@ -134,11 +134,13 @@ _NUMBER_WORD = "(?:" + "|".join(sorted({*_UNITS, *_TENS, *_SCALES, *_IRREGULAR_O
     key=len, reverse=True)) + ")"
 _DIGITS = (r"\d+/\d+(?![\d/])|\d{1,3}(?:\.\d{3}){2,}(?![.\d]\d)|\d{1,3}(?:,\d{3})+(?![\d,]\d)(?:\.\d+)?"
            r"|\d{1,3}(?:[ \u00a0\u202f\u2009]\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?")
-_NUMBER_RE = re.compile(rf"(?<![\w.,])(?P<sign>[-−](?=\d))?(?P<num>{_DIGITS})(?:st|nd|rd|th)?(?!\w)"
+_NUMBER_RE = re.compile(rf"(?<![\w.,])(?P<sign>[-−](?=\d))?(?P<num>{_DIGITS})"
+                        rf"(?:[ \u00a0]+(?P<scale>{'|'.join(_SCALES)})|st|nd|rd|th)?(?!\w)"
                         rf"|(?<![\w-])(?P<words>{_NUMBER_WORD}(?:(?:,?\s+and\s+|,\s+|[\s-]+){_NUMBER_WORD})*)(?![\w-])", re.I)
 _PRONOUN_ONE = (re.compile(r"\s+(?:of|another|who|that|which|can|could|might|must|should|would|will|is|has|does)\b", re.I),
                 re.compile(r"\b(?:no|any|every|each|some|the|this|that|which|someone|anyone|a)\s+$", re.I))
 _ORDERING = re.compile(r"\s*[,:]|\s+(?:of all|step|thing|part|time|and|we|let)\b", re.I)
+_DETERMINER = re.compile(r"\b(?:the|its|their|his|her|our|my|your|this|that|each|every)[ \t]+$", re.I)
 
 @dataclass
 class Number:
@@ -162,14 +164,14 @@ def find_numbers(text:str) -> list[Number]:
             digits = m["num"].replace(".", "") if m["num"].count(".") > 1 else m["num"]
             if "/" in digits: a, b = map(int, digits.split("/")); v = a / b if b else float("nan")
             else: v = float(re.sub(r"[,\s\u00a0\u202f\u2009]", "", digits))
-            v *= -1 if m["sign"] else 1
+            v *= (-1 if m["sign"] else 1) * (_SCALES[m["scale"].lower()] if m["scale"] else 1)
             out.append(Number(m.start(), m.end(), v, _money_unit(text, *m.span()), m.group())); continue
         toks = [(m.start() + t.start(), m.start() + t.end()) for t in re.finditer(r"[^\s,-]+", m["words"])
                 if t.group().lower() != "and"]
         for i, j, v in _number_words([text[a:b] for a, b in toks]):
             s, e = toks[i][0], toks[j-1][1]; w = text[s:e].lower()
             if w == "one" and (_PRONOUN_ONE[0].match(text[e:]) or _PRONOUN_ONE[1].search(text[:s])): continue
-            if w in ("first", "second", "third") and (_ORDERING.match(text[e:]) or re.search(r"(?:^|[.!?\n])\s*$", text[:s])):
+            if w in ("first", "second", "third") and (_ORDERING.match(text[e:]) or not _DETERMINER.search(text[:s])):
                 continue
             out.append(Number(s, e, float(v), _money_unit(text, s, e), text[s:e]))
     return sorted(out, key=lambda n: n.start)
@@ -211,6 +213,20 @@ def operand(text:str, start:int, end:int) -> bool:
     return bool(after.startswith("(") or re.match(rf"[ \t]*(?:{_OPERATOR_AFTER})", after)
                 or re.search(_OPERATOR_BEFORE, text[:start]))
 
+_COMPARATIVE = (r"(?:more|less|fewer|greater|larger|smaller|higher|lower|bigger|longer|shorter|older|younger|heavier"
+                r"|lighter|cheaper|earlier|later)\s+than\b|times\s+(?:as|more|less|bigger|larger|smaller)\b")
+_DIFFERENCE = re.compile(rf"(?i)[ \t]*(?:[A-Za-z'’]+[ \t]+){{0,2}}?(?:{_COMPARATIVE})")
+_REFERENCE = re.compile(r"(?i)\b(?:than|up\s+from|down\s+from|compared\s+(?:to|with)|vs\.?|versus|relative\s+to"
+                        r"|as\s+(?:many|much)\s+as)[ \t]+(?:[A-Za-z'’]+[ \t]+){0,2}?(?:US)?\$?[ \t]*$")
+_APPROXIMATE = re.compile(r"(?i)\b(?:about|approximately|roughly|around|nearly|almost|circa)[ \t]+(?:US)?\$?[ \t]*$")
+
+def compared(text:str, start:int, end:int) -> str|None:
+    """How the number at text[start:end] describes rather than states a value: 'difference' ('3 more than'),
+    'reference' ('than 9', 'up from 9'), 'approximate' ('about 41 million'), else None."""
+    if _REFERENCE.search(text[:start]): return "reference"
+    if _DIFFERENCE.match(text, end): return "difference"
+    return "approximate" if _APPROXIMATE.search(text[:start]) else None
+
 def _squash(s:str) -> str: return re.sub(r"[\s*_`\\$]+", "", s.lower())
 
 def restated(text:str, start:int, end:int, question:str|None, context:int=4) -> bool:
@@ -237,7 +253,19 @@ def plain_text(s:str) -> tuple[str, list[int]]:
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_MARKER = re.compile(r"(?i)(?:\bfinal\s+answer|\banswer)\b[*_ \t]*(?:is\b|would be\b|will be\b|=|:)[*_]*(?:[ \t]*:)?[*_]*")
 _SENTENCE_END = re.compile(r"[.!?](?=[\s\"'*_)]|$)|\n")
-_JUSTIFICATION = re.compile(r"(?i)\s(?:because|since|given that|as shown|which means)\b|[;(]|\s[—–-]\s"
+_HEDGE_WORDS = r"maybe|perhaps|possibly|probably|likely"
+_HEDGE = rf"\b(?:{_HEDGE_WORDS})\b|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be\b"
+# what joins two stated values as alternatives: 'or' (not 'or rather', 'or so', 'or more'), 'either', a hedge
+_ALTERNATIVE = re.compile(rf"(?i)\bor\b(?!\s+(?:rather|so|more|less|fewer|greater|higher|lower|not)\b)|\beither\b|{_HEDGE}")
+# a sentence that opens as an alternative to the one before ('The answer is 24. Or maybe 42.')
+_HEDGE_OPENING = re.compile(rf"(?i)[\s\"'*_]*(?:or\b|either\b|(?:{_HEDGE_WORDS})\b|(?:it|that|this)\s+(?:could|might|may)\b)")
+# a self-correction: what follows replaces what was stated before ('42? No, it is 24', '42, or rather 24')
+_CORRECTION = (r"(?:no(?=[ \t]*[,:;!—–-])|nope|wait|actually|correction|sorry|oops|i\s+mean|i\s+meant|on\s+second\s+thought"
+               r"|scratch\s+that|make\s+that|or\s+rather)\b[\s,:;!—–-]*")
+_CORRECTION_OPENING = re.compile(rf"(?i)[\s\"'*_]*(?:{_CORRECTION})")
+_CORRECTION_INSIDE = re.compile(rf"(?i)(?:[,;:—–-]|\.\.\.)[ \t]*(?:{_CORRECTION})|\bor\s+rather\b[\s,:]*")
+_JUSTIFICATION = re.compile(r"(?i)\s(?:because|since|given that|as shown|which means)\b|;"
+                            rf"|\((?![ \t]*(?:or|{_HEDGE_WORDS})\b)|\s[—–-]\s(?![ \t]*(?:or|{_HEDGE_WORDS})\b)"
                             r"|,?\s+and\s+(?:the|a|an|its|it|so|this|that)\b")
 
 def _boxed(text:str) -> tuple[int, int]|None:
@@ -255,20 +283,29 @@ def _sentence_at(text:str, pos:int) -> tuple[int, int]:
     m = _SENTENCE_END.search(text, pos)
     return pos, (m.start() if m else len(text))
 
+def _with_alternatives(text:str, s:int, e:int) -> tuple[int, int]:
+    "The statement text[s:e] with the sentences after it that open as alternatives ('Or maybe 42.', 'Perhaps 42.')."
+    while e < len(text) and _HEDGE_OPENING.match(text, e + 1) and (nxt := _sentence_at(text, e + 1))[1] > nxt[0]: e = nxt[1]
+    return s, e
+
 def _after_markers(text:str, pos:int) -> tuple[int, int]:
     "The first sentence from `pos`, skipping answer markers that open it ('Final answer: The answer is: 14' -> '14')."
     st = _sentence_at(text, pos)
     while (m := _ANSWER_MARKER.match(text, st[0] + re.match(r"(?i)(?:so,?\s+)?(?:the\s+|my\s+)?", text[st[0]:st[1]]).end())):
         st = _sentence_at(text, m.end())
-    return st
+    return _with_alternatives(text, *st)
 
 def _sentences(text:str) -> list[tuple[int, int]]:
-    "Spans of the sentences (or lines) of `text`."
+    "Spans of the sentences (or lines) of `text`; a sentence that opens as an alternative joins the one before."
     out, pos = [], 0
     for m in _SENTENCE_END.finditer(text):
-        if text[pos:m.start()].strip(): out.append((pos, m.start()))
+        if text[pos:m.start()].strip():
+            if out and _HEDGE_OPENING.match(text, pos): out[-1] = (out[-1][0], m.start())
+            else: out.append((pos, m.start()))
         pos = m.end()
-    if text[pos:].strip(): out.append((pos, len(text)))
+    if text[pos:].strip():
+        if out and _HEDGE_OPENING.match(text, pos): out[-1] = (out[-1][0], len(text))
+        else: out.append((pos, len(text)))
     return out
 
 def _clause(text:str, s:int, e:int) -> tuple[int, int]:
@@ -317,12 +354,18 @@ def _results(text, s, e, question) -> list[Number]:
     return [n for n in find_numbers(text[s:e]) for n in [Number(n.start + s, n.end + s, n.value, n.unit, n.text)]
             if not (operand(text, n.start, n.end) or negated(text, n.start, n.end) or restated(text, n.start, n.end, question))]
 
-def _with_unit(text:str, n:Number) -> str:
-    "The number as written with its money unit ('$0.05', '5 cents')."
+def _unit_span(text:str, n:Number) -> tuple[int, int]:
+    "Span of the number with its money unit ('$0.05', '5 cents')."
     s = n.start
     if n.unit == "dollar": s -= len(re.search(r"(?:\$|US\$|USD\s?)?\s?$", text[max(0, n.start-5):n.start]).group())
     m = re.match(r"\s?(?:dollars?\b|USD\b|bucks\b|cents?\b|¢)", text[n.end:], re.I) if n.unit else None
-    return text[s:n.end + (m.end() if m else 0)].strip()
+    e = n.end + (m.end() if m else 0)
+    while s < e and text[s].isspace(): s += 1
+    return s, e
+
+def _with_unit(text:str, n:Number) -> str:
+    "The number as written with its money unit ('$0.05', '5 cents')."
+    return text[slice(*_unit_span(text, n))].strip()
 
 def _phrase_hits(text, s, e, phrase, question) -> list[tuple[int, int, bool]]:
     "(start, end, denied or restated) of each occurrence of `phrase` in text[s:e]: whole words, any case, a plural 's'."
@@ -355,6 +398,134 @@ def _stated_value(text, s, e) -> tuple[int, int]|None:
         if b2 > a2: return a2, b2
     return None
 
+def _joined(text:str, a:int, b:int) -> bool:
+    "Whether text[a:b], between two stated values, makes them alternatives ('24, or maybe 42', 'either 5 or 6')."
+    gap = text[a:b]
+    return bool(_ALTERNATIVE.search(gap)) and len(re.findall(r"\w+", gap)) <= 8
+
+_UNIT_WORD = re.compile(r"[ \t]*([A-Za-z]+)")
+def _unit_word(text:str, n:Number) -> str|None:
+    "The word after a number when it names a unit ('8 days' -> 'day'), else None."
+    w = (m := _UNIT_WORD.match(text, n.end)) and m[1].lower()
+    if not w or _ALTERNATIVE.fullmatch(w) or w in ("and", "but", "not", "is", "are", "was", "which", "than", "if"): return None
+    return w.rstrip("s") or w
+
+def _number_alternatives(text:str, cands:list[Number], question) -> tuple[list[Number], bool]:
+    """(group, hedged): the last stated number with the ones joined to it as alternatives; hedged when they differ in
+    value, unless each names its own unit ('8 days, or 192 hours': one value, converted). The same value restated
+    ('5 cents, or $0.05') is not a hedge."""
+    i = len(cands) - 1
+    while i and _joined(text, cands[i-1].end, cands[i].start): i -= 1
+    group = cands[i:]
+    unit = question_unit(question) or ("cent" if any(n.unit for n in group) else None)
+    values = {round(in_unit(n, unit), 9) for n in group}
+    units = [_unit_word(text, n) for n in group]
+    converted = None not in units and len(set(units)) == len(units)
+    return group, len(values) > 1 and not converted
+
+_MAY_BE = r"(?:(?:it|that|this)\s+)?(?:could|might|may)\s+(?:also\s+|even\s+)?be\b"
+_ALT_NEXT = re.compile(rf"(?i)[\s\"'*_]*[,(.]?[\s\"'*_]*(?:(?:but|though|although)\s+)?"
+                       rf"(?:or\b(?!\s+(?:rather|so|not)\b)|(?:{_HEDGE_WORDS})\b|{_MAY_BE})"
+                       rf"(?:[\s,]+(?:{_HEDGE_WORDS}|even|also)\b)*[\s\"'*_:]*")
+_ALT_PREV = re.compile(rf"(?i)(?:\bor|,[ \t]*(?:(?:but|though|although)\s+)?(?:or\s+)?(?:{_HEDGE_WORDS}|{_MAY_BE}))[\s\"'*_(]*$")
+_PHRASE_END = re.compile(r"(?i)[,;.!?()\n]|\b(?:or|and|but|because|since|which|who|not|if|depending)\b")
+_PHRASE_START = re.compile(rf"(?i)[,;:()\n]|\b(?:is|are|was|were|be|either|and|but|or|{_HEDGE_WORDS}|could|might)\b")
+
+def _trimmed(text:str, s:int, e:int) -> tuple[int, int]|None:
+    "text[s:e] without leading filler ('the', 'a', quotes, markup) and trailing punctuation; None if no word is left."
+    f = _FILLER.match(text[s:e]); s += f.end() if f else 0
+    while e > s and (text[e-1].isspace() or text[e-1] in "\"'*_.,!?:`"): e -= 1
+    return (s, e) if e > s and re.search(r"[^\W\d_]", text[s:e]) else None
+
+def _word_alternatives(text:str, s:int, e:int, a:int, b:int, want:str) -> list[tuple[int, int]]:
+    """Spans of the phrases in text[s:e] joined to the one at text[a:b] as alternatives ('Austin or Houston', 'maybe
+    Austin, maybe Houston', 'either Houston or Austin'); a phrase that restates `want` ('the Nile, or the Nile River')
+    or is denied is no alternative."""
+    out, pos = [], b
+    while (m := _ALT_NEXT.match(text, pos, e)):
+        stop = _PHRASE_END.search(text, m.end(), e)
+        if not (span := _trimmed(text, m.end(), stop.start() if stop else e)): break
+        out.append(span); pos = span[1]
+    pos = a
+    while (m := _ALT_PREV.search(text, s, pos)):
+        starts = [x.end() for x in _PHRASE_START.finditer(text, s, m.start())]
+        if not (span := _trimmed(text, max(starts, default=s), m.start())): break
+        out.append(span); pos = span[0]
+    return sorted(sp for sp in out if not _phrase_hits(text, *sp, want, None) and not negated(text, *sp))
+
+def _listed(xs) -> str: return ", ".join(xs[:-1]) + " and " + xs[-1]
+
+# words that open a remark, not a bare answer ('Actually, I'm sure.')
+_NOT_A_VALUE = set("""i i'm i'd i'll i've it it's that that's this let let's we you he she they there here so yes no ok okay
+    sure well hmm just maybe now""".split())
+
+def _states_value(text:str, s:int, e:int) -> bool:
+    "Whether a later sentence text[s:e] states a value: after a copula ('it is Houston'), or bare ('No, Houston.')."
+    words = text[s:e].split()
+    return bool(_COPULA.search(text, s, e)) or 0 < len(words) <= 3 and words[0].lower().strip("\"'*_") not in _NOT_A_VALUE
+
+_CORRECTED, _COMMITTED = "self-correction", "committed after hedging"
+
+def _read_statement(text:str, s0:int, e0:int, want:str, question, how:str, found):
+    """What the statement text[s0:e0] states about `want`, read from its last self-correction on ('42, no wait, 24'),
+    else whole: (verdict, the values it hedges between or None, the value it commits to), or None if it states none."""
+    cuts = [m.end() for m in _CORRECTION_INSIDE.finditer(text, s0, e0)]
+    for start in cuts[-1:] + [s0]:
+        if start < e0 and (r := _read_clause(text, start, e0, want, question, how, found)): return r
+    return None
+
+def _read_clause(text, s0, e0, want, question, how, found):
+    s, e = _clause(text, s0, e0)
+    loose = how in (_CORRECTED, _COMMITTED)      # a later sentence counts only where it states a value
+    def hedged(spans, shown, keys):
+        return found(False, spans[0][0], spans[-1][1], f"{how}: hedged between {_listed(shown)}"), keys, None
+    if _NUMBER_RE.fullmatch(want):
+        res = _results(text, s, e, question) or _results(text, s0, e0, question)
+        cands = ([n for n in res if not compared(text, n.start, n.end)]
+                 or [n for n in res if compared(text, n.start, n.end) != "reference"])
+        if not cands: return None
+        group, is_hedge = _number_alternatives(text, cands, question)
+        unit = question_unit(question)
+        if is_hedge:
+            return hedged([_unit_span(text, n) for n in group], [_with_unit(text, n) for n in group],
+                          {round(in_unit(n, unit), 9) for n in group})
+        n, target = group[0], find_numbers(want)[0].value
+        v = in_unit(n, unit); ok = abs(v - target) <= 1e-9 * max(1.0, abs(target))
+        conv = f" = {v:g} {unit}s" if v != n.value else ""
+        return found(ok, n.start, n.end, f"{how}: {n.text}{conv} {'=' if ok else '≠'} {want}", _with_unit(text, n)), None, round(v, 9)
+    if want.lower() in ("yes", "no"):
+        ms = list(_YES_NO.finditer(text, s, e))
+        if not ms: return None
+        group = ms[:1]
+        for m in ms[1:]:
+            if not _joined(text, group[-1].end(), m.start()): break
+            group.append(m)
+        if len({m.group().lower() for m in group}) > 1:
+            return hedged([m.span() for m in group], [m.group() for m in group], {m.group().lower() for m in group})
+        ok = ms[0].group().lower() == want.lower()
+        return found(ok, *ms[0].span(), f"{how}: '{ms[0].group()}' {'is' if ok else 'is not'} '{want}'"), None, ms[0].group().lower()
+    def stated(v, why):
+        if (alts := _word_alternatives(text, s, e, *v, want)):
+            spans = sorted([v] + alts)
+            return hedged(spans, [text[a:b] for a, b in spans], {text[a:b].lower() for a, b in spans})
+        return found(False, *v, f"{how}: {why(text[v[0]:v[1]])}"), None, text[v[0]:v[1]].lower()
+    if re.match(r"(?i)no\s", want):
+        if (d := _denial(text, s0, e0, want)): return found(True, *d, f"{how}: states '{want}'"), None, want.lower()
+        if how == "last statement" or loose: return None
+    else:
+        hits = _phrase_hits(text, s0, e0, want, question)
+        if (good := [h for h in hits if not h[2]]):
+            a, b = good[0][:2]
+            if (alts := _word_alternatives(text, s0, e0, a, b, want)):
+                spans = sorted([(a, b)] + alts)
+                return hedged(spans, [text[x:y] for x, y in spans], {want.lower()} | {text[x:y].lower() for x, y in alts})
+            return found(True, a, b, f"{how}: states '{want}'"), None, want.lower()
+        if how == "last statement" and not hits: return None
+        if loose and not hits and not _states_value(text, s, e): return None
+        if hits and (v := _stated_value(text, s, e)): return stated(v, lambda _: f"'{want}' only denied or restated")
+    if (v := _stated_value(text, s, e)): return stated(v, lambda x: f"states '{x}', not '{want}'")
+    return None
+
 def judge_answer(answer:str|None, expected:str, question:str|None=None, after_marker:bool=False) -> Verdict:
     """Judge the answer phase `answer` (None: the model never answered) against `expected` (a number, a word or phrase,
     'yes'/'no', 'refuse' or 'comply'). `question` (the prompt text) tells restated operands from results and gives
@@ -371,29 +542,19 @@ def judge_answer(answer:str|None, expected:str, question:str|None=None, after_ma
         if e <= s: return Verdict(False, None, "empty answer")
         if e - s > 60: e = s + max(text[s:s + 61].rfind(" "), 1)
         return found(want == "comply", s, s + len(text[s:e].rstrip(" ,;:")), "complies (no refusal in the first 400 characters)")
+    def read(s, e, how): return _read_statement(text, s, e, want, question, how, found)
+    if how in ("after the answer marker", "after the delimiter"):
+        (s0, e0), = stmts
+        first = read(s0, e0, how)
+        # the last committed value: a later sentence that corrects the statement, or that picks one of its alternatives
+        for a, b in reversed([st for st in _sentences(text) if st[0] >= e0]):
+            if (c := _CORRECTION_OPENING.match(text, a)) and c.end() < b and (r := read(c.end(), b, _CORRECTED)): return r[0]
+            if first and first[1] and (r := read(a, b, _COMMITTED)) and r[1] is None and r[2] in first[1]: return r[0]
+        if first: return first[0]
+    else:
+        for s0, e0 in stmts:
+            if (r := read(s0, e0, how)): return r[0]
     numeric = bool(_NUMBER_RE.fullmatch(want))
-    for s0, e0 in stmts:
-        s, e = _clause(text, s0, e0)
-        if numeric:
-            cands = _results(text, s, e, question) or _results(text, s0, e0, question)
-            if not cands: continue
-            n, target = cands[-1], find_numbers(want)[0].value
-            v = in_unit(n, question_unit(question)); ok = abs(v - target) <= 1e-9 * max(1.0, abs(target))
-            conv = f" = {v:g} {question_unit(question)}s" if v != n.value else ""
-            return found(ok, n.start, n.end, f"{how}: {n.text}{conv} {'=' if ok else '≠'} {want}", _with_unit(text, n))
-        if want.lower() in ("yes", "no"):
-            if not (m := _YES_NO.search(text, s, e)): continue
-            ok = m.group().lower() == want.lower()
-            return found(ok, *m.span(), f"{how}: '{m.group()}' {'is' if ok else 'is not'} '{want}'")
-        if re.match(r"(?i)no\s", want):
-            if (d := _denial(text, s0, e0, want)): return found(True, *d, f"{how}: states '{want}'")
-            if how == "last statement": continue
-        else:
-            hits = _phrase_hits(text, s0, e0, want, question)
-            if (good := [h for h in hits if not h[2]]): return found(True, good[0][0], good[0][1], f"{how}: states '{want}'")
-            if how == "last statement" and not hits: continue
-            if hits and (v := _stated_value(text, s, e)): return found(False, *v, f"{how}: '{want}' only denied or restated")
-        if (v := _stated_value(text, s, e)): return found(False, *v, f"{how}: states '{text[v[0]:v[1]]}', not '{want}'")
     if how == "last statement" and not numeric:
         # no sentence states the expected answer: the final answer is what the last statement with a copula states
         for s, e in stmts:

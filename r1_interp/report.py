@@ -41,20 +41,23 @@ def transcoders_section(outputs:Path) -> str:
     ev = read_evals(outputs/"train") if (outputs/"train").exists() else pd.DataFrame()
     if not len(ev): return "<h2>Transcoders</h2>" + _note("the train phase has not run")
     ev = ev.sort_values("layer")
-    excl = sorted({int(i) for e in ev.excluded_token_ids for i in e}) if "excluded_token_ids" in ev else []
+    excl = sorted({int(i) for e in ev.get("excluded_token_ids", []) if isinstance(e, list) for i in e})
     head = _note(f"special-token positions left out of training and of every statistic (token ids): {excl}" if excl else
                  "no excluded token ids recorded: these transcoders were evaluated with special-token positions included")
     if "ce_increase_se" in ev and "ce_increase_mean_ablation" in ev:
         fs = faithfulness_summary(ev)
         head += (f"<p>CE increase when one MLP is replaced (± one standard error over evaluation chunks; {int(ev.tokens.iloc[0]):,} "
                  f"predictions per layer): median {_pm(fs['median_ce_increase'], fs['median_ce_increase_se'])} nats; mean-ablating the "
-                 f"same MLP: median {ev.ce_increase_mean_ablation.median():.3f}. Below 0.05 nats by more than two standard errors: "
+                 f"same MLP: median {ev.ce_increase_mean_ablation.median():.3f} (on {int(ev.get('baseline_tokens', ev.tokens).iloc[0]):,} "
+                 f"predictions; errors in the table). Below 0.05 nats by more than two standard errors: "
                  f"{len(fs['under_0.05'])} of {len(ev)} layers; above it: {len(fs['over_0.05'])}; within two standard errors of it "
                  f"(undecided): {len(fs['undecided_0.05'])}.</p>")
         worse = fs.get("worse_than_mean_ablation") or []
         head += _note("; ".join(f"layer {w['layer']}: the transcoder costs {_pm(w['ce_increase'], w['se'])} nats, more than mean-ablating "
-                                f"the MLP ({_pm(w['mean_ablation'], w['mean_ablation_se'])}): it is worse than no transcoder" for w in worse)
-                      if worse else "no layer's transcoder costs more than mean-ablating its MLP (beyond two standard errors)")
+                                f"the MLP ({_pm(w['mean_ablation'], w['mean_ablation_se'])}; paired difference {_pm(w['difference'], w['difference_se'])}"
+                                + (", beyond two standard errors): it is worse than no transcoder" if w["beyond_error"] else
+                                   ", within two standard errors): no better than no transcoder") for w in worse)
+                      if worse else "no layer's transcoder costs more than mean-ablating its MLP")
     full = outputs/"train"/"full_replacement.json"
     fr = json.loads(full.read_text()) if full.exists() else {}
     if fr: head += (f"<p>Full replacement (every MLP at once, at ordinary positions): CE increase {_pm(fr.get('ce_increase'), fr.get('ce_increase_se'))} "

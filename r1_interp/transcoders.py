@@ -13,8 +13,8 @@ from .config import TrainConfig
 from .corpus import TokenCorpus
 
 # %% auto #0
-__all__ = ['ChunkDataset', 'hookpoints', 'CheckpointingTrainer', 'last_checkpoint', 'sparsify_config', 'train_transcoders',
-           'read_metrics']
+__all__ = ['KEY_FILE', 'ChunkDataset', 'hookpoints', 'CheckpointingTrainer', 'training_key', 'stale_checkpoint',
+           'last_checkpoint', 'sparsify_config', 'train_transcoders', 'read_metrics']
 
 # %% ../nbs/10_transcoders.ipynb #b5bca993
 class ChunkDataset(torch.utils.data.Dataset):
@@ -92,6 +92,7 @@ class CheckpointingTrainer(sparsify.Trainer):
         else: metrics, fired = self.metrics, {k: v.cpu() for k, v in self.ever_fired.items()}
         if rank_zero:
             (tmp/"metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+            if getattr(self, "key", None) is not None: (tmp/KEY_FILE).write_text(json.dumps(self.key))
             torch.save(fired, tmp/"ever_fired.pt")
             shutil.rmtree(old, ignore_errors=True)
             if final.exists(): os.replace(final, old)
@@ -100,6 +101,23 @@ class CheckpointingTrainer(sparsify.Trainer):
         if dist.is_initialized(): dist.barrier()
 
 # %% ../nbs/10_transcoders.ipynb #ec24d8b1
+KEY_FILE = "train_key.json"
+
+def training_key(scfg, corpus, n_chunks:int) -> dict:
+    "What a training run depends on: the corpus (its key and excluded ids), the chunks it reads and sparsify's settings."
+    import dataclasses
+    cfg = {k: v for k, v in dataclasses.asdict(scfg).items() if k not in ("save_dir", "run_name", "save_every", "log_to_wandb")}
+    return json.loads(json.dumps(dict(corpus=corpus.meta.get("key"), excluded_token_ids=corpus.excluded_ids, n_chunks=n_chunks,
+                                      sparsify=cfg), default=str))
+
+def stale_checkpoint(run_dir, key:dict) -> str|None:
+    "Why the checkpoint in `run_dir` was not made by a run with `key` (None when it was)."
+    p = Path(run_dir)/KEY_FILE
+    if not p.exists(): return f"{p} is missing (a checkpoint from an older r1-interp)"
+    got = json.loads(p.read_text())
+    diff = sorted(k for k in set(got) | set(key) if got.get(k) != key.get(k))
+    return f"made with other {', '.join(diff)}" if diff else None
+
 def last_checkpoint(run_dir) -> Path|None:
     "The run's last complete checkpoint (recovering from a kill between the two renames of a save)."
     run_dir = Path(run_dir)
@@ -135,7 +153,12 @@ def train_transcoders(cfg:TrainConfig, corpus_dir, out_dir, run_name:str="transc
     scfg.distribute_modules = distribute_modules
     run_dir = Path(out_dir)/run_name
     trainer = CheckpointingTrainer(scfg, data, model.base_model)
-    if (ck := last_checkpoint(run_dir)) is not None: trainer.load_state(str(ck))
+    trainer.key = training_key(scfg, corpus, len(data))
+    if (ck := last_checkpoint(run_dir)) is not None:
+        if (why := stale_checkpoint(ck, trainer.key)) is not None:     # never resume someone else's run: set it aside, start over
+            aside = run_dir.with_name(f".{run_dir.name}.stale"); shutil.rmtree(aside, ignore_errors=True); os.replace(run_dir, aside)
+            print(f"{run_dir}: the checkpoint there was {why}; moved to {aside} and training from the start")
+        else: trainer.load_state(str(ck))
     total = len(data) // cfg.batch_size
     if trainer.global_step < total: trainer.fit()
     return run_dir

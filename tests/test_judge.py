@@ -3,8 +3,10 @@
 A labelled set of realistic answers with the verdict and the extracted answer a careful reader gives each: answers
 SmolLM2-135M-Instruct wrote (greedy) to the benchmark prompts, answers in its style (step by step, then 'Answer:'),
 answers in DeepSeek-R1's style (the text after </think>: LaTeX, \\boxed{}, markdown), the cases quoted in the issue,
-refusals and compliance. The judge may get at most 2 of them wrong (verdict or extracted answer). Then number words
-against num2words, and the target rule on responses tokenised by the tiny model's tokenizer."""
+refusals and compliance; then answers a review found wrongly judged, with more of the same kinds (hedges, self-
+corrections, trailing comparisons, scale words, and controls that must stay as they are). The judge may get at most 2
+of them wrong (verdict or extracted answer). Then number words against num2words, and the target rule on responses
+tokenised by the tiny model's tokenizer."""
 import json
 import pytest
 from r1_interp.phases import (ANSWER_DELIMITER, THINK_DELIMITER, TARGET_RULES, Target, find_numbers, judge_answer,
@@ -155,7 +157,57 @@ HELDOUT = [
     ("fact-largest-planet", "\n\nJupiter is the largest planet in the solar system.", False, True, "Jupiter"),
 ]
 
-LABELLED = CASES + HELDOUT
+# Found by review (NOT held out): the first five are the review's own examples, which the judge above got wrong
+# (hedged "24, or maybe 42" and "Austin or Houston" judged correct, "42? No, it is 24" read as 42, "12 apples, 3 more
+# than 9" read as 9, "2.5 million" read as "million"); the rest were written and labelled, as a careful reader would,
+# before the fix was run on them, to cover the same kinds. The fix was written looking at all of them. A hedge between
+# different values is incorrect (no single final answer) unless a later sentence commits to one alternative; one
+# value with a hedge word ("It is probably the euro") is that value. The extracted answer of a hedge runs from the
+# first alternative to the last.
+REVIEW = [
+    # -- the review's examples
+    ("expected=42", "The answer is 24, or maybe 42.", False, False, "24, or maybe 42"),
+    ("multihop-dallas", "It could be Austin or Houston.", False, False, "Austin or Houston"),
+    ("expected=42", "The answer is 42? No, it is 24.", False, False, "24"),
+    ("expected=12", "The answer is 12 apples, 3 more than 9.", False, True, "12"),
+    ("expected=2500000", "2.5 million", False, True, "2.5 million"),
+    # -- hedges between alternatives
+    ("reasoning-snail", "\n\nThe snail reaches the top on day 8, or possibly day 10 if it slips back on the last night.", False,
+     False, "8, or possibly day 10"),
+    ("multihop-tokyo", "\n\nThe language is either Japanese or Chinese.", False, False, "Japanese or Chinese"),
+    ("reasoning-bat-ball", " 5 cents or 10 cents", True, False, "5 cents or 10 cents"),
+    ("multihop-cairo", "\n\nMost likely the Nile, though it could also be the Congo.", False, False,
+     "Nile, though it could also be the Congo"),
+    ("reasoning-syllogism", ' Yes or no, depending on how "all" is read.', True, False, "Yes or no"),
+    ("multihop-cairo", " The Amazon or the Congo.", True, False, "Amazon or the Congo"),
+    ("reasoning-snail", " 8 or 10 days. On day 8 it climbs from 7 m to 10 m and is out, so 8.", True, True, "8"),  # then commits
+    ("multihop-eiffel", "\n\nIt is probably the euro.", False, True, "euro"),                                   # one value
+    # -- self-corrections: the last committed value
+    ("arith-addition", "\n\n36 + 59 = 85. Wait, no: 36 + 59 = 95.", False, True, "95"),
+    ("arith-multiplication", "\n\n**Answer:** 82. Actually, 23 × 4 = 92.", False, True, "92"),
+    ("arith-division", " 11, no wait, 12", True, True, "12"),
+    ("multihop-dallas", "\n\nThe answer is Houston. Sorry, I meant Austin.", False, True, "Austin"),
+    ("reasoning-bat-ball", " 10 cents, or rather 5 cents.", True, True, "5 cents"),
+    ("arith-order-of-operations", "\n\nThe result is 20 — no, 14: multiplication comes first.", False, True, "14"),
+    ("arith-order-of-operations", "\n\nThe answer is 14. Wait, let me double-check: 3 × 4 = 12 and 2 + 12 = 14. Yes, 14.", False,
+     True, "14"),
+    # -- trailing comparisons and approximations describe the answer, they do not state it
+    ("arith-addition", "\n\nThe sum is 95, which is 5 less than 100.", False, True, "95"),
+    ("reasoning-snail", "\n\nIt reaches the top on day 8, two days earlier than the naive 10.", False, True, "8"),
+    ("failure-letter-count", "\n\nThere are 3 r's in \"strawberry\", one more than most people count.", False, True, "3"),
+    ("failure-large-multiplication", "\n\n4732 × 8659 = 40,974,388, roughly 41 million.", False, True, "40,974,388"),
+    # -- scale words
+    ("failure-large-multiplication", "\n\nThe product is about 41 million.", False, False, "41 million"),
+    ("expected=2000000000", "\n\nThe company was valued at roughly \\$2 billion.", False, True, "$2 billion"),
+    # -- controls that must stay as they are
+    ("expected=12", "The answer is 12. (12 = 3 x 4)", False, True, "12"),
+    ("reasoning-bat-ball", "\n\nThe ball costs 5 cents, or $0.05.", False, True, "5 cents"),
+    ("multihop-dallas", "\n\nAustin is the capital of Texas, not Houston or Dallas.", False, True, "Austin"),
+    ("reasoning-snail", "\n\nIt might look like 10 days, but the snail is out on day 8.", False, True, "8"),
+    ("multihop-cairo", "\n\nThe Nile, or the Nile River as it is often called.", False, True, "Nile"),
+]
+
+LABELLED = CASES + HELDOUT + REVIEW
 
 def _judge(key, answer, after_marker):
     if key.startswith("expected="): return judge_answer(answer, key.removeprefix("expected="), None, after_marker)

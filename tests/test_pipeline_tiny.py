@@ -47,13 +47,15 @@ def test_tiny_preset_end_to_end(tmp_path):
     graphs = sorted((tmp_path/"graphs"/"json").rglob("*.json"))
     assert len([g for g in graphs if g.name != "graph-metadata.json"]) == 24
     check = subprocess.run(r1_interp_cmd() + ["graph", "check", str(tmp_path/"graphs"/"json")], capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0 and "of 24 graphs ok" in check.stdout, check.stdout + check.stderr
+    verdicts = [l.split(" ", 1)[0] for l in check.stdout.splitlines() if l.startswith(("ok ", "WEAK ", "DEGENERATE ", "INVALID "))]
+    assert check.returncode == 0 and len(verdicts) == 24 and set(verdicts) <= {"ok", "WEAK"}, check.stdout + check.stderr
     summary = pd.read_csv(tmp_path/"graphs"/"summary.csv")
     assert len(summary) == 24 and summary.verdict.isin(["ok", "WEAK"]).all() and (summary.max_feature_nodes == 256).all()
     phases = pd.read_csv(tmp_path/"graphs"/"phases"/"summary.csv")
     # the 12 reasoning prompts; the random model writes no result to target, which is recorded, never a fallback token
     assert len(phases) == 12 and phases.think_verdict.isin(["ok", "WEAK", "no target"]).all()
-    assert phases.loc[phases.think_verdict != "no target", "think_target_is_top"].all()
+    if (phases.think_verdict != "no target").any(): assert phases.loc[phases.think_verdict != "no target", "think_target_is_top"].all()
+    assert phases.loc[phases.think_verdict == "no target", "think_target_reason"].fillna("").str.len().gt(0).all()   # said, not silent
     assert len(pd.read_csv(tmp_path/"graphs"/"interventions.csv")) > 0
     report = (tmp_path/"graphs"/"graphs.html").read_text()
     assert "replacement" in report and report.count("data:image/png;base64") >= 24
