@@ -98,14 +98,22 @@ def _pc_and(x, y):
     return s
 
 @numba.njit(cache=True)
-def triad_census_bits(n, src, dst):
-    "Triad census (16 counts, `TRIAD_LABELS` order) with per-node bitsets: O(n^2 * n/64), for small dense graphs."
+def _bitsets(n, src, dst):
+    "Per-node out- and in-neighbour bitsets (n x ceil(n/64) uint64 each) of a directed edge list."
     W = (n + 63) // 64
     one = np.uint64(1)
     OUT = np.zeros((n, W), np.uint64); IN = np.zeros((n, W), np.uint64)
     for e in range(len(src)):
         a, b = src[e], dst[e]
         OUT[a, b >> 6] |= one << np.uint64(b & 63); IN[b, a >> 6] |= one << np.uint64(a & 63)
+    return OUT, IN
+
+@numba.njit(cache=True)
+def triad_census_bits(n, src, dst):
+    "Triad census (16 counts, `TRIAD_LABELS` order) with per-node bitsets: O(n^2 * n/64), for small dense graphs."
+    W = (n + 63) // 64
+    one = np.uint64(1)
+    OUT, IN = _bitsets(n, src, dst)
     M = OUT & IN; SO = OUT & ~IN; SI = IN & ~OUT; N = ~(OUT | IN)
     for v in range(n):
         N[v, v >> 6] &= ~(one << np.uint64(v & 63))
@@ -260,14 +268,9 @@ FOUR_NODE_PATTERNS = ("bi-fan", "bi-parallel")
 @numba.njit(cache=True)
 def four_node_patterns_edges(n, src, dst):
     "Subgraph (non-induced) counts of the bi-fan and the bi-parallel in a simple directed graph: [bi-fan, bi-parallel]."
-    W = (n + 63) // 64
-    one = np.uint64(1)
-    OUT = np.zeros((n, W), np.uint64); IN = np.zeros((n, W), np.uint64)
+    OUT, IN = _bitsets(n, src, dst)
     outdeg = np.zeros(n, np.int64); indeg = np.zeros(n, np.int64)
-    for e in range(len(src)):
-        a, b = src[e], dst[e]
-        OUT[a, b >> 6] |= one << np.uint64(b & 63); IN[b, a >> 6] |= one << np.uint64(a & 63)
-        outdeg[a] += 1; indeg[b] += 1
+    for e in range(len(src)): outdeg[src[e]] += 1; indeg[dst[e]] += 1
     fan = np.flatnonzero(outdeg >= 2); sink = np.flatnonzero(indeg >= 2)
     bifan = 0; bipar = 0
     for i in range(len(fan)):

@@ -257,6 +257,7 @@ def faithfulness_summary(table:pd.DataFrame, targets=(0.05, 0.1), z:float=2.0) -
             dse = np.sqrt(se ** 2 + t.ce_increase_mean_ablation_se.fillna(np.inf).to_numpy() ** 2)
         out["worse_than_mean_ablation"] = [
             dict(layer=int(r.layer), ce_increase=float(r.ce_increase), se=float(r.ce_increase_se), mean_ablation=float(r.ce_increase_mean_ablation),
-                 mean_ablation_se=float(r.ce_increase_mean_ablation_se), difference=float(d), difference_se=float(e), beyond_error=bool(d - z * e > 0))
+                 mean_ablation_se=float(r.ce_increase_mean_ablation_se), difference=float(d), difference_se=float(e), beyond_error=bool(d - z * e > 0),
+                 fvu=float(getattr(r, "fvu", math.nan)))
             for r, d, e in zip(t.itertuples(), diff, dse) if d > 0]
     return out

@@ -56,7 +56,9 @@ def transcoders_section(outputs:Path) -> str:
         head += _note("; ".join(f"layer {w['layer']}: the transcoder costs {_pm(w['ce_increase'], w['se'])} nats, more than mean-ablating "
                                 f"the MLP ({_pm(w['mean_ablation'], w['mean_ablation_se'])}; paired difference {_pm(w['difference'], w['difference_se'])}"
                                 + (", beyond two standard errors): it is worse than no transcoder" if w["beyond_error"] else
-                                   ", within two standard errors): no better than no transcoder") for w in worse)
+                                   ", within two standard errors): not shown to be better than no transcoder")
+                                + (f"; its FVU is {w['fvu']:.2f}: it reconstructs little of the MLP's output" if w.get("fvu", 0) > 0.5 else "")
+                                for w in worse)
                       if worse else "no layer's transcoder costs more than mean-ablating its MLP")
     full = outputs/"train"/"full_replacement.json"
     fr = json.loads(full.read_text()) if full.exists() else {}
