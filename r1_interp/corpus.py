@@ -11,8 +11,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 # %% auto #0
-__all__ = ['CORPUS_FORMAT', 'demo_documents', 'CorpusError', 'documents', 'special_token_ids', 'vocab_digest', 'corpus_key',
-           'tokenize_corpus', 'TokenCorpus', 'corpus_stats']
+__all__ = ['CORPUS_FORMAT', 'demo_documents', 'CorpusError', 'documents', 'special_token_ids', 'vocab_digest', 'source_digest',
+           'corpus_key', 'tokenize_corpus', 'TokenCorpus', 'corpus_stats']
 
 # %% ../nbs/03_corpus.ipynb #f8c4766c
 def _champ_json() -> dict:
@@ -107,12 +107,38 @@ def vocab_digest(tokenizer) -> str:
 
 CORPUS_FORMAT = 2   # bump when the chunking recipe changes: a corpus made by another format is rebuilt
 
+def source_digest(source:str) -> str|None:
+    """SHA-256 of the local files a corpus source reads (their names and contents), so editing a corpus file rebuilds
+    the corpus; None for a source with nothing local to read ('demo' is pinned by its package version; a hub dataset
+    is named by its id)."""
+    import hashlib
+    parts = [s.strip() for s in source.split("+")]
+    files = []
+    for s in parts:
+        p = Path(s).expanduser()
+        if s == "demo" or s.startswith("hf:") or not p.exists(): continue
+        files += sorted(f for f in p.rglob("*") if f.suffix.lower() in (".txt", ".jsonl", ".parquet")) if p.is_dir() else [p]
+    if not files: return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
 def corpus_key(source:str, tokenizer, ctx_len:int, max_tokens:int, eval_fraction:float, seed:int, separator:int|None) -> dict:
     "What a tokenised corpus depends on; a folder whose `meta.json` records another key is rebuilt."
-    return dict(format=CORPUS_FORMAT, source=source, ctx_len=ctx_len, max_tokens=max_tokens, eval_fraction=eval_fraction,
-                seed=seed, separator=separator, start=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else separator,
-                tokenizer=getattr(tokenizer, "name_or_path", ""), vocab_size=len(tokenizer), special=special_token_ids(tokenizer),
-                vocab_sha256=vocab_digest(tokenizer))
+    key = dict(format=CORPUS_FORMAT, source=source, ctx_len=ctx_len, max_tokens=max_tokens, eval_fraction=eval_fraction,
+               seed=seed, separator=separator, start=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else separator,
+               tokenizer=getattr(tokenizer, "name_or_path", ""), vocab_size=len(tokenizer), special=special_token_ids(tokenizer),
+               vocab_sha256=vocab_digest(tokenizer))
+    digest = source_digest(source)
+    return key if digest is None else dict(key, source_sha256=digest)
+
+def _recorded_key(meta_path:Path) -> dict|None:
+    "The key in a corpus folder's meta.json; None when there is none or it is damaged (the folder is then rebuilt)."
+    try: return json.loads(meta_path.read_text()).get("key")
+    except (OSError, ValueError, AttributeError): return None
 
 def tokenize_corpus(source:str, tokenizer, out_dir, ctx_len:int=256, max_tokens:int=2_000_000,
                     eval_fraction:float=0.05, seed:int=0, batch_docs:int=64, docs:Iterable[str]|None=None,
@@ -123,8 +149,7 @@ def tokenize_corpus(source:str, tokenizer, out_dir, ctx_len:int=256, max_tokens:
     out_dir = Path(out_dir)
     separator = tokenizer.eos_token_id if separator is None else int(separator)
     key = corpus_key(source, tokenizer, ctx_len, max_tokens, eval_fraction, seed, separator)
-    if docs is None and (out_dir/"meta.json").exists() and json.loads((out_dir/"meta.json").read_text()).get("key") == key:
-        return out_dir
+    if docs is None and _recorded_key(out_dir/"meta.json") == key: return out_dir
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp"); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     start = key["start"]
     body = ctx_len - (start is not None)

@@ -8,13 +8,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from .config import ConfigError, PHASES as PHASE_CONFIGS, load_config, Settings
-from .runner import Job
+from .runner import Job, hold_lock
 
 # %% auto #0
-__all__ = ['PHASES', 'PHASE_PARAMS', 'PipelineError', 'project_root', 'model_slug', 'list_presets', 'load_preset',
+__all__ = ['PHASES', 'PHASE_PARAMS', 'LOCK_NAME', 'PipelineError', 'project_root', 'model_slug', 'list_presets', 'load_preset',
            'check_outputs_writable', 'check_corpus', 'preflight', 'notebook_path', 'corpus_dir', 'train_params',
-           'group_name', 'read_evals', 'load_trained_transcoders', 'label_layers', 'plan_phase', 'progress',
-           'run_pipeline']
+           'group_name', 'read_evals', 'load_trained_transcoders', 'label_layers', 'phase_inputs', 'plan_phase',
+           'progress', 'run_pipeline']
 
 # %% ../nbs/08_pipeline.ipynb #615024a6
 class PipelineError(RuntimeError): pass
@@ -113,8 +113,12 @@ def read_evals(folder) -> "pd.DataFrame":
     "Per-layer evaluation rows of every run under `folder`/checkpoints (written by train_layer notebooks)."
     import json, pandas as pd
     rows = []
-    for p in sorted((Path(folder)/"checkpoints").glob("*/eval.json")):
-        e = json.loads(p.read_text())
+    for p in sorted(p for p in (Path(folder)/"checkpoints").glob("*/eval.json") if not p.parent.name.startswith(".")):   # not .stale/.prev/...
+        try: e = json.loads(p.read_text())
+        except (OSError, ValueError) as err:
+            phase = "sweep" if Path(folder).name == "sweep" else "train"
+            raise PipelineError(f"{p}: damaged, not readable as JSON ({err}); the {phase} phase writes it at its end: rerun that "
+                                f"phase with `r1-interp run --preset PRESET --phase {phase} --force {phase}`") from None
         rows += [dict(r, run=e["run"], run_dir=str(p.parent), tokens_trained=e["tokens_trained"],
                       excluded_token_ids=e.get("excluded_token_ids")) for r in e["layers"]]
     return pd.DataFrame(rows)
@@ -139,8 +143,41 @@ def label_layers(cfg, train_defaults=None) -> list[int]:
     if train_defaults is None: raise PipelineError("label params give no layers and the preset has no train params to take them from")
     return list(train_defaults.layers)
 
+def phase_inputs(outputs, phase:str, cfg:Settings, root=None) -> tuple:
+    """What a phase's jobs read from earlier phases (or from outside), as runner inputs: glob patterns of files, or a
+    phase's own digest of what it wrote. Their digests enter each job's key, so a changed corpus, transcoder, label
+    text or graph reruns what depends on it and nothing else: relabelling reruns the graphs (which rewrite their
+    labels), not the comparisons, whose motifs do not read labels."""
+    outputs = Path(outputs)
+    corpus = str(corpus_dir(outputs, cfg.model)/"meta.json") if hasattr(cfg, "model") else None
+    trained = str(outputs/"train"/"checkpoints"/"*"/"eval.json")
+    if phase == "prepare":
+        src = [Path(s.strip()) for s in cfg.corpus.split("+") if not s.strip().startswith("hf:") and s.strip() != "demo"]
+        return tuple(str(p/"**"/"*") if p.is_dir() else str(p) for p in src)
+    if phase in ("sweep", "train"): return (corpus,)
+    if phase == "select": return (str(outputs/"sweep"/"checkpoints"/"*"/"eval.json"),)
+    if phase in ("summary", "collect"): return (corpus, trained)
+    if phase == "label": return (str(outputs/"features"/"store"/"**"/"*"),)
+    if phase == "graphs":
+        return (str(outputs/"transcoders"/"circuit-tracer"/"**"/"*"), ("r1_interp.labels.labels_digest", str(outputs/"features"/"labels")))
+    if phase == "compare":
+        graphs, out = outputs/"graphs", []
+        for g in cfg.groups:
+            folder = (Path(root or ".")/(g.partition("=")[2] or g).replace("{outputs}", str(outputs))).resolve()
+            if folder.is_relative_to(graphs.resolve()): out.append(("r1_interp.attribution.graphs_digest", str(graphs)))
+            else: out.append(str(folder/"**"/"*.json"))
+        return tuple(dict.fromkeys(out))
+    return ()
+
 def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_defaults=None) -> list[Job]:
     "The jobs of one phase for a preset (`train_defaults`: the preset's TrainConfig, which sweep runs start from)."
+    jobs = _plan_phase(root, preset, phase, cfg, outputs, train_defaults)
+    outputs = Path(outputs or Path(root)/"outputs"/preset).resolve()
+    inputs = phase_inputs(outputs, phase, cfg, Path(root).resolve())
+    verify = (("r1_interp.collect.store_problem", str(outputs/"features"/"store")),) if phase == "collect" else ()
+    return [Job(j.notebook, j.output, j.parameters, inputs, verify) for j in jobs]
+
+def _plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_defaults=None) -> list[Job]:
     outputs = Path(outputs or Path(root)/"outputs"/preset).resolve()
     params = dict(cfg.to_dict(), preset=preset, outputs=str(outputs))
     if phase == "prepare":
@@ -189,14 +226,14 @@ def progress(total:int, echo=print):
     return on_event
 
 def run_pipeline(root, preset:str, phases=None, overrides:dict|None=None, outputs=None, workers:int=1,
-                 force:bool|str=False, echo=print, index:bool=True, gpus:list|None=None, executor:str="local", slurm:dict|None=None):
-    """Check `preset`, then run `phases` (default: all) in order; returns the list of `BatchResult`s. `force`: True
+                 force:bool|str=False, echo=print, index:bool=True, gpus:list|None=None, executor:str="local", slurm:dict|None=None,
+                 wait:float=0.0):
+    """Check `preset`, then run `phases` (default: all) in order, holding the outputs folder's lock (another run on the
+    folder: wait up to `wait` seconds, then `LockHeld` naming it); returns the list of `BatchResult`s. `force`: True
     reruns every notebook, a phase name reruns that phase and every later one (what depends on it). At the end
     (also after a failure) `outputs/<preset>/index.html` is rewritten unless `index` is False. `gpus`: CUDA ids, one
     worker per GPU; `executor` 'slurm' submits each phase's notebooks as a submitit job array (`slurm`: its
     parameters), 'submitit-local' does the same on this machine."""
-    import time
-    from r1_interp.runner import run_batch
     if isinstance(force, str) and force not in PHASES: raise PipelineError(f"--force {force}: not a phase; phases: {', '.join(PHASES)}")
     forced = set(PHASES[PHASES.index(force):]) if isinstance(force, str) else set(PHASES) if force else set()
     bad = [p for p in phases or () if p not in PHASES]
@@ -205,7 +242,16 @@ def run_pipeline(root, preset:str, phases=None, overrides:dict|None=None, output
     phases = list(phases or cfgs)
     missing = [p for p in phases if p not in cfgs]
     if missing: raise PipelineError(f"preset '{preset}' has no params for phase(s) {missing} (expected {', '.join(str(Path(root)/'params'/preset/f'{p}.yaml') for p in missing)})")
-    preflight(cfgs, Path(outputs or Path(root)/"outputs"/preset))
+    folder = Path(outputs or Path(root)/"outputs"/preset)
+    preflight(cfgs, folder)
+    with hold_lock(folder/LOCK_NAME, wait=wait, echo=echo):
+        return _run_phases(root, preset, phases, cfgs, forced, outputs, workers, echo, index, gpus, executor, slurm)
+
+LOCK_NAME = ".r1-interp.lock"    # in the outputs folder, held by the run working there
+
+def _run_phases(root, preset, phases, cfgs, forced, outputs, workers, echo, index, gpus, executor, slurm):
+    import time
+    from r1_interp.runner import run_batch
     results = []
     for phase in [p for p in PHASES if p in phases]:
         jobs = plan_phase(root, preset, phase, cfgs[phase], outputs, train_defaults=cfgs.get("train"))

@@ -12,7 +12,7 @@ from .config import atomic_write_text
 from .feature_pages import esc, _page
 
 # %% auto #0
-__all__ = ['COMPARISONS', 'KNOBS', 'transcoders_section', 'features_section', 'graphs_section', 'compare_section',
+__all__ = ['COMPARISONS', 'KNOBS', 'DamagedFile', 'transcoders_section', 'features_section', 'graphs_section', 'compare_section',
            'settings_section', 'write_index']
 
 # %% ../nbs/51_report.ipynb #c95c1366
@@ -24,9 +24,24 @@ def _note(text:str) -> str: return f'<p class="note">{esc(text)}</p>'
 
 def _rel(path, outputs) -> str: return os.path.relpath(path, outputs).replace(os.sep, "/")
 
-def _read_csv(p) -> pd.DataFrame:
-    try: return pd.read_csv(p)
-    except (OSError, ValueError, pd.errors.EmptyDataError): return pd.DataFrame()
+class DamagedFile(ValueError):
+    "A phase's output that exists but cannot be read; the message names it and the command that writes it again."
+
+def _damaged(p, phase:str, e) -> DamagedFile:
+    return DamagedFile(f"{p}: damaged, cannot be read ({type(e).__name__}: {e}); the {phase} phase writes it: rerun that phase with "
+                       f"`r1-interp run --preset PRESET --phase {phase} --force {phase}`")
+
+def _read_csv(p, phase:str) -> pd.DataFrame:
+    "A phase's CSV table; empty when the phase has not written it, `DamagedFile` when it is there but unreadable."
+    if not Path(p).exists(): return pd.DataFrame()
+    try: return pd.read_csv(p)           # every table we write has a header: an empty file is a damaged one
+    except (OSError, ValueError, pd.errors.EmptyDataError, pd.errors.ParserError) as e: raise _damaged(p, phase, e) from None
+
+def _read_json(p, phase:str, default=None):
+    "A phase's JSON record; `default` when the phase has not written it, `DamagedFile` when it is there but unreadable."
+    if not Path(p).exists(): return default
+    try: return json.loads(Path(p).read_text())
+    except (OSError, ValueError) as e: raise _damaged(p, phase, e) from None
 
 # %% ../nbs/51_report.ipynb #aa5ba49d
 def _pm(v, se, digits:int=3) -> str:
@@ -61,7 +76,7 @@ def transcoders_section(outputs:Path) -> str:
                                 for w in worse)
                       if worse else "no layer's transcoder costs more than mean-ablating its MLP")
     full = outputs/"train"/"full_replacement.json"
-    fr = json.loads(full.read_text()) if full.exists() else {}
+    fr = _read_json(full, "summary", {})
     if fr: head += (f"<p>Full replacement (every MLP at once, at ordinary positions): CE increase {_pm(fr.get('ce_increase'), fr.get('ce_increase_se'))} "
                     f"nats (mean-ablating every MLP: {_pm(fr.get('ce_increase_mean_ablation_all'), fr.get('ce_increase_mean_ablation_all_se'))}), "
                     f"top-1 agreement with the clean model {_pm(fr.get('top1_agreement'), fr.get('top1_agreement_se'))}, on "
@@ -72,7 +87,7 @@ def transcoders_section(outputs:Path) -> str:
 
 def features_section(outputs:Path) -> str:
     "Label counts and score distributions per layer: mean balanced accuracy with its standard error, and what the offline rater cannot rate."
-    rows = [json.loads(p.read_text()) for p in sorted((outputs/"features"/"pages").glob("layer_*.json"))]
+    rows = [_read_json(p, "label") for p in sorted((outputs/"features"/"pages").glob("layer_*.json"))]
     if not rows: return "<h2>Features</h2>" + _note("the collect and label phases have not run")
     df = pd.DataFrame(rows).sort_values("layer")
     df["labellers"] = df.labellers.map(lambda x: ", ".join(x))
@@ -98,7 +113,7 @@ def features_section(outputs:Path) -> str:
 # %% ../nbs/51_report.ipynb #c0bf49f4
 def graphs_section(outputs:Path) -> str:
     "Graph scores with the feature-node cap they were computed at, and the health verdicts (ok, WEAK, DEGENERATE, INVALID)."
-    s = _read_csv(outputs/"graphs"/"summary.csv")
+    s = _read_csv(outputs/"graphs"/"summary.csv", "graphs")
     if not len(s): return "<h2>Attribution graphs</h2>" + _note("the graphs phase has not run")
     cols = [c for c in ["category", "id", "tokens", "features", "replacement_score", "completeness_score", "max_feature_nodes", "active_features",
                         "error_weight_share", "verdict"] if c in s]
@@ -109,7 +124,7 @@ def graphs_section(outputs:Path) -> str:
             f"completeness median {s.completeness_score.median():.2f}, at a cap of {', '.join(map(str, caps)) or 'no'} feature nodes "
             "(a replacement score grows with the cap). WEAK: most of the graph's weight leaves error nodes or the replacement score is "
             "low (thresholds in the graph params): such a graph mostly shows what the transcoders miss.</p>")
-    ph = _read_csv(outputs/"graphs"/"phases"/"summary.csv")
+    ph = _read_csv(outputs/"graphs"/"phases"/"summary.csv", "graphs")
     if len(ph):
         head += f"<p>Thinking vs answering: {len(ph)} responses, {int(ph.answered.sum())} reached an answer phase, {int(ph.correct.sum())} judged correct.</p>"
         pcols = [c for c in ["category", "id", "answered", "correct", "extracted_answer", "think_target", "think_verdict",
@@ -126,8 +141,8 @@ def compare_section(outputs:Path) -> str:
     """The motif statistics per category and the four comparisons, each with effect sizes, bootstrap intervals and
     p-values of statistics that vary under the null, or a note saying why the data cannot support it."""
     d = outputs/"compare"
-    comp, stats = _read_csv(d/"comparisons.csv"), _read_csv(d/"comparison_stats.csv")
-    cat, prof = _read_csv(d/"category_stats.csv"), _read_csv(d/"category_profiles.csv")
+    comp, stats = _read_csv(d/"comparisons.csv", "compare"), _read_csv(d/"comparison_stats.csv", "compare")
+    cat, prof = _read_csv(d/"category_stats.csv", "compare"), _read_csv(d/"category_profiles.csv", "compare")
     html = "<h2>Motifs</h2>"
     if not len(cat) and not len(comp): html += _note("the compare phase has not run for this preset (params/<preset>/compare.yaml)")
     else: html += ("<p>Per category, the motif statistics that vary under the null model (FFL enrichment as log(real+1)/(null mean+1) and "
@@ -170,6 +185,12 @@ def settings_section(root, preset:str) -> str:
             f"<code>r1-interp run</code>); the numbers above are what these values bought.{note}</p>" + _table(pd.DataFrame(rows)))
 
 # %% ../nbs/51_report.ipynb #c658f75b
+def _section(fn, outputs, title:str) -> str:
+    "A section of the index, or, when a file it reads is damaged, its title and which file and how to write it again."
+    from r1_interp.pipeline import PipelineError
+    try: return fn(outputs)
+    except (DamagedFile, PipelineError) as e: return f"<h2>{esc(title)}</h2>" + _note(str(e))
+
 def write_index(root, preset:str, outputs=None) -> Path:
     """`outputs/<preset>/index.html`: the state of every phase, a link to every executed report, and the headline
     tables (transcoder faithfulness, feature labels and scores, graph scores and verdicts, motif profiles and the four
@@ -183,11 +204,12 @@ def write_index(root, preset:str, outputs=None) -> Path:
         items = []
         for r in g.itertuples():
             html = Path(str(r.output)).with_suffix(".html") if isinstance(r.output, str) else None
-            if html is not None and html.exists() and r.state in ("done", "stale"): items.append(f'<a href="{esc(_rel(html, outputs))}">{esc(r.job)}</a>')
+            if html is not None and html.exists() and r.state in ("done", "stale", "damaged"): items.append(f'<a href="{esc(_rel(html, outputs))}">{esc(r.job)}</a>')
             else: items.append(f'{esc(r.job)} <span class="meta">({esc(r.state)})</span>')
         links.append(f"<tr><td>{esc(phase)}</td><td>{' · '.join(items)}</td></tr>")
     body = (f"<h1>r1-interp: {esc(preset)}</h1><p class=\"meta\">written {time.strftime('%Y-%m-%d %H:%M')} from {esc(outputs)}</p>"
             f"<h2>Phases and reports</h2><table>{''.join(links)}</table><pre>{esc(format_status(st))}</pre>"
-            + transcoders_section(outputs) + features_section(outputs) + graphs_section(outputs) + compare_section(outputs)
+            + "".join(_section(fn, outputs, title) for fn, title in ((transcoders_section, "Transcoders"), (features_section, "Features"),
+                                                                      (graphs_section, "Attribution graphs"), (compare_section, "Motifs and comparisons")))
             + settings_section(root, preset))
     p = outputs/"index.html"; atomic_write_text(p, _page(f"r1-interp: {preset}", body)); return p

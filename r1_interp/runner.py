@@ -5,23 +5,94 @@ many at once, skipping what is done and reporting what failed."""
 
 # %% ../nbs/09_runner.ipynb #3d961f45
 from __future__ import annotations
-import hashlib, json, os, time, traceback
+import hashlib, json, os, re, time, traceback
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['EXECUTORS', 'Job', 'read_record', 'is_complete', 'notebook_to_html', 'quiet_report', 'JobResult', 'run_job',
-           'make_notebook', 'BatchResult', 'visible_gpus', 'ExecutorError', 'run_batch']
+__all__ = ['ORCHESTRATION', 'BIG_FILE', 'EXECUTORS', 'r1_modules', 'code_digests', 'input_digest', 'input_name', 'input_value',
+           'Job', 'read_record', 'stale_reasons', 'output_problems', 'is_complete', 'notebook_to_html', 'quiet_report',
+           'JobResult', 'run_job', 'make_notebook', 'LockHeld', 'describe_holder', 'Lock', 'hold_lock', 'BatchResult',
+           'visible_gpus', 'ExecutorError', 'run_batch']
 
 # %% ../nbs/09_runner.ipynb #bc4777b7
+def _sha(blob) -> str: return hashlib.sha256(blob if isinstance(blob, bytes) else blob.encode()).hexdigest()[:16]
+
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(r1_interp(?:\.[\w.]+)?|\.[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[\w, \t]+)|import[ \t]+(r1_interp\.[\w.]+))", re.M)
+
+def _package() -> Path:
+    import r1_interp
+    return Path(r1_interp.__file__).parent
+
+def r1_modules(src:str) -> set[str]:
+    "Modules of this package that `src` imports (`from r1_interp.x import`, `import r1_interp.x`, `from .x import`, `from r1_interp import x`)."
+    out = set()
+    for frm, names, imp in _IMPORT.findall(src):
+        mod = (imp or frm).removeprefix("r1_interp").lstrip(".")
+        if mod: out.add(mod.split(".")[0])
+        else: out |= {n.strip() for n in names.strip("()").replace("\n", ",").split(",") if n.strip()}     # from r1_interp import x, y
+    return {m for m in out if (_package()/f"{m}.py").exists()}
+
+ORCHESTRATION = ("status", "report", "cli")   # what runs and reports phases, not what computes their outputs
+
+def code_digests(src:str) -> dict[str, str]:
+    """{module: digest} of every module of this package that `src` uses, directly or through the modules it imports
+    (at any depth, imports inside functions included): the library code a notebook's result depends on. The
+    `ORCHESTRATION` modules count only when `src` imports them itself, so a change in the index page's wording does not
+    make a trained transcoder stale. Changing a module nothing imports reruns nothing."""
+    todo, seen = sorted(r1_modules(src)), {}
+    while todo:
+        m = todo.pop()
+        if m in seen: continue
+        text = (_package()/f"{m}.py").read_text(encoding="utf-8")
+        seen[m] = _sha(text)
+        todo += sorted(r1_modules(text) - set(seen) - set(ORCHESTRATION))
+    return dict(sorted(seen.items()))
+
+BIG_FILE = 64 << 20   # bytes; a larger file (a transcoder's weights, a full graph) is known by its size and mtime
+
+def input_digest(pattern:str) -> str:
+    """Digest of the files matching the glob `pattern` (names and contents; a file over `BIG_FILE` by its size and
+    modification time, so that keying a job on 17 GB of transcoders costs a stat, not a read): 'missing' when none
+    match. What a job reads from another phase is named by such patterns, so a changed input makes the job stale."""
+    import glob
+    files = sorted(Path(f) for f in glob.glob(pattern, recursive=True) if Path(f).is_file())
+    if not files: return "missing"
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        st = f.stat()
+        if st.st_size > BIG_FILE: h.update(f"{st.st_size}:{st.st_mtime_ns}".encode()); continue
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()[:16]
+
+def input_name(i) -> str:
+    "How an input is named in a run record: its glob pattern, or `module.function(argument)`."
+    return i if isinstance(i, str) else f"{i[0]}({i[1]})"
+
+def input_value(i) -> str:
+    """The digest of one input: a glob pattern's files (`input_digest`), or for `(\"module.function\", argument)` what
+    that function returns for the argument (a phase's own digest of what it wrote, e.g. the label texts only)."""
+    if isinstance(i, str): return input_digest(i)
+    import importlib
+    mod, _, fn = i[0].rpartition(".")
+    return str(getattr(importlib.import_module(mod), fn)(i[1]))
+
 @dataclass(frozen=True)
 class Job:
-    "One notebook run: execute `notebook` with `parameters` into `output` (`.ipynb`; the `.html` and `.run.json` sit beside it)."
+    """One notebook run: execute `notebook` with `parameters` into `output` (`.ipynb`; the `.html` and `.run.json` sit
+    beside it). `inputs`: what it reads from earlier phases, each a glob pattern of files or a `("module.function",
+    argument)` pair whose result is a digest (see `input_value`). `verify`: `("module.function", argument)` pairs
+    that check what the job wrote, returning what is wrong (naming the file) or None: a damaged output is not done."""
     notebook: Path
     output: Path
     parameters: dict = field(default_factory=dict, hash=False)
+    inputs: tuple = ()
+    verify: tuple = ()
     @property
     def name(self) -> str: return self.output.stem
     @property
@@ -29,22 +100,61 @@ class Job:
     @property
     def record(self) -> Path: return self.output.with_suffix(".run.json")
     @property
-    def key(self) -> str:
-        "Hash of the notebook's source cells and the parameters: a change in either makes the job stale."
+    def lock(self) -> Path: return self.output.with_suffix(".lock")
+    def key_parts(self) -> dict:
+        """What the job's result depends on, each as a digest: the notebook's code cells, the parameters, each library
+        module the notebook uses (`code_digests`) and each input pattern's files."""
         nb = json.loads(Path(self.notebook).read_text(encoding="utf-8"))
         src = [("".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-        blob = json.dumps(dict(src=src, params=self.parameters), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return dict(notebook=_sha(json.dumps(src)), parameters=_sha(json.dumps(self.parameters, sort_keys=True, default=str)),
+                    code=code_digests("\n".join(src)), inputs={input_name(i): input_value(i) for i in self.inputs})
+    @property
+    def key(self) -> str:
+        "Hash of `key_parts`: a change in the notebook, the parameters, the library code it uses or an input makes the job stale."
+        return _sha(json.dumps(self.key_parts(), sort_keys=True))
 
 def read_record(job:Job) -> dict|None:
     "The job's run record, or None."
     try: return json.loads(job.record.read_text())
     except (OSError, ValueError): return None
 
+def stale_reasons(job:Job, record:dict|None=None) -> list[str]:
+    "Why a job that ran to the end is out of date: what changed since (empty when nothing did)."
+    r = record if record is not None else read_record(job)
+    if not r or r.get("status") != "ok": return []
+    old, new = r.get("key_parts"), job.key_parts()
+    if r.get("key") == _sha(json.dumps(new, sort_keys=True)):
+        return [f"{p.name} is missing" for p in (job.output, job.html) if not p.exists()]
+    if not isinstance(old, dict): return ["made by an older r1-interp (no record of its inputs)"]
+    why = []
+    if old.get("notebook") != new["notebook"]: why.append(f"the notebook {Path(job.notebook).name} changed")
+    if old.get("parameters") != new["parameters"]:
+        was = r.get("parameters") or {}
+        diff = [k for k in sorted(set(was) | set(job.parameters)) if was.get(k) != job.parameters.get(k)]
+        why.append("parameters changed: " + ", ".join(f"{k} {was.get(k)!r} -> {job.parameters.get(k)!r}" for k in diff[:4])
+                   + (f" and {len(diff) - 4} more" if len(diff) > 4 else ""))
+    changed = sorted(m for m in set(new["code"]) | set(old.get("code") or {}) if (old.get("code") or {}).get(m) != new["code"].get(m))
+    if changed: why.append(f"r1-interp code it uses changed: {', '.join(changed)}")
+    for p, d in new["inputs"].items():
+        was = (old.get("inputs") or {}).get(p)
+        if was != d: why.append(f"input {p} " + ("is missing" if d == "missing" else "changed" if was else "is new"))
+    return why or ["its key changed"]
+
+def output_problems(job:Job) -> list[str]:
+    "What the job's `verify` checks find wrong with what it wrote (empty: nothing)."
+    import importlib
+    out = []
+    for fn, arg in job.verify:
+        mod, _, name = fn.rpartition(".")
+        if (p := getattr(importlib.import_module(mod), name)(arg)): out.append(p)
+    return out
+
 def is_complete(job:Job) -> bool:
-    "True when the job ran to the end with the same notebook and parameters and its outputs exist."
+    """True when the job ran to the end with the same notebook, parameters, library code and inputs, its outputs exist
+    and its `verify` checks pass."""
     r = read_record(job)
-    return bool(r) and r.get("status") == "ok" and r.get("key") == job.key and job.output.exists() and job.html.exists()
+    return (bool(r) and r.get("status") == "ok" and r.get("key") == job.key and job.output.exists() and job.html.exists()
+            and not output_problems(job))
 
 # %% ../nbs/09_runner.ipynb #bf37bcd7
 _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
@@ -88,12 +198,14 @@ class JobResult:
         where = f"cell {self.cell}: " if self.cell is not None else ""
         return f"FAILED: {self.output}: {where}{self.error}"
 
-def _write_record(job, **kw):
+def _write_record(job, parts:dict, **kw):
     from r1_interp.config import atomic_write_text
-    atomic_write_text(job.record, json.dumps(dict(notebook=str(job.notebook), key=job.key, parameters=job.parameters, **kw), indent=1, default=str))
+    rec = dict(notebook=str(job.notebook), key=_sha(json.dumps(parts, sort_keys=True)), key_parts=parts, parameters=job.parameters, **kw)
+    atomic_write_text(job.record, json.dumps(rec, indent=1, default=str))
 
 def run_job(job:Job, force:bool=False, kernel_name:str|None=None, cwd=None) -> JobResult:
-    "Execute `job` with papermill (skipping it if complete) and render its HTML report."
+    """Execute `job` with papermill (skipping it if complete) and render its HTML report. A forced job gets the
+    parameter `force=True` (not part of its key): a notebook with resumable state declares `force = False` and rebuilds."""
     if not force and is_complete(job): return JobResult(str(job.output), "skipped")
     import papermill as pm
     job.output.parent.mkdir(parents=True, exist_ok=True)
@@ -101,23 +213,24 @@ def run_job(job:Job, force:bool=False, kernel_name:str|None=None, cwd=None) -> J
     tmp = job.output.with_name(f".{job.name}.{os.getpid()}.tmp.ipynb")
     failed = job.output.with_suffix(".failed.ipynb")
     t0 = time.time()
-    _write_record(job, status="running", started=t0, pid=os.getpid())
+    parts = job.key_parts()         # the inputs as they were when the job started
+    _write_record(job, parts, status="running", started=t0, pid=os.getpid())
     try:
-        pm.execute_notebook(str(job.notebook), str(tmp), parameters=dict(job.parameters), kernel_name=kernel_name,
-                            progress_bar=False, log_output=False, cwd=str(cwd) if cwd else None)
+        pm.execute_notebook(str(job.notebook), str(tmp), parameters=dict(job.parameters, **({"force": True} if force else {})),
+                            kernel_name=kernel_name, progress_bar=False, log_output=False, cwd=str(cwd) if cwd else None)
     except Exception as e:
         dt = time.time() - t0
         if tmp.exists(): os.replace(tmp, failed)
         cell, err = getattr(e, "exec_count", None), f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
         if getattr(e, "cell_index", None) is not None: cell = e.cell_index
-        _write_record(job, status="failed", started=t0, seconds=dt, cell=cell, error=err, failed_notebook=str(failed))
+        _write_record(job, parts, status="failed", started=t0, seconds=dt, cell=cell, error=err, failed_notebook=str(failed))
         return JobResult(str(job.output), "failed", dt, cell, err)
     html_tmp = job.html.with_name(f".{job.name}.{os.getpid()}.tmp.html")
     notebook_to_html(tmp, html_tmp, title=job.name)
     os.replace(tmp, job.output); os.replace(html_tmp, job.html)
     if failed.exists(): failed.unlink()
     dt = time.time() - t0
-    _write_record(job, status="ok", started=t0, seconds=dt)
+    _write_record(job, parts, status="ok", started=t0, seconds=dt)
     return JobResult(str(job.output), "ok", dt)
 
 # %% ../nbs/09_runner.ipynb #4e8bad52
@@ -130,6 +243,63 @@ def make_notebook(cells:list[str], path, parameters:str|None=None) -> Path:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return Path(path)
+
+# %% ../nbs/09_runner.ipynb #94b2169d
+class LockHeld(RuntimeError): pass
+
+def _read_holder(path) -> dict|None:
+    try: return json.loads(Path(path).read_text() or "null")
+    except (OSError, ValueError): return None
+
+def _alive(pid) -> bool:
+    try: os.kill(int(pid), 0); return True
+    except PermissionError: return True
+    except (OSError, TypeError, ValueError): return False
+
+def describe_holder(h:dict|None) -> str:
+    "'pid 123 on host, `r1-interp run --preset demo`, since 23:50:01 (12 s ago)', or what is known."
+    if not h: return "a process that has not yet said who it is"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h["started"])) if "started" in h else "?"
+    ago = f" ({time.time() - h['started']:.0f} s ago)" if "started" in h else ""
+    return f"pid {h.get('pid')} on {h.get('host')}, `{h.get('command')}`, since {since}{ago}"
+
+class Lock:
+    """An exclusive `flock` on the file `path`, with its holder (pid, host, command, start time) written into it. `take`
+    waits up to `wait` seconds for another holder, then raises `LockHeld` naming it; `release` (or the death of the
+    process, however it dies) lets it go. `echo` hears about a lock reclaimed from a dead process."""
+    def __init__(self, path): self.path, self.fd = Path(path), None
+    def take(self, wait:float=0.0, poll:float=0.5, echo=None) -> "Lock":
+        import fcntl, socket, sys
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        while True:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); break
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    os.close(fd)
+                    raise LockHeld(f"{self.path.parent} is in use by another r1-interp run: {describe_holder(_read_holder(self.path))}. "
+                                   f"Wait for it to finish (or pass --wait SECONDS to wait for it); the lock is {self.path}") from None
+                time.sleep(min(poll, left))
+        prev = _read_holder(self.path)
+        if prev and echo:
+            echo(f"reclaimed {self.path} from {describe_holder(prev)}: " + ("no longer running" if not _alive(prev.get("pid")) else "it no longer holds it"))
+        me = dict(pid=os.getpid(), host=socket.gethostname(), command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]), started=time.time())
+        os.ftruncate(fd, 0); os.pwrite(fd, json.dumps(me).encode(), 0)
+        self.fd = fd
+        return self
+    def release(self):
+        if self.fd is None: return
+        try: os.ftruncate(self.fd, 0)
+        finally: os.close(self.fd); self.fd = None          # closing releases the flock
+
+@contextmanager
+def hold_lock(path, wait:float=0.0, poll:float=0.5, echo=None):
+    "Hold the `Lock` on `path` while the block runs (see `Lock.take`)."
+    lock = Lock(path).take(wait, poll, echo)
+    try: yield lock
+    finally: lock.release()
 
 # %% ../nbs/09_runner.ipynb #55233dc5
 @dataclass
@@ -151,8 +321,8 @@ def _run_in_worker(job, force, kernel_name, cwd):
     try: return run_job(job, force=force, kernel_name=kernel_name, cwd=cwd)
     except Exception as e:
         err = f"{type(e).__name__}: {e}"
-        try: _write_record(job, status="failed", error=err)
-        except OSError: pass
+        try: _write_record(job, job.key_parts(), status="failed", error=err)
+        except Exception: pass              # the record cannot be written either (full disk, unreadable notebook)
         return JobResult(str(job.output), "failed", error=f"{err} [{traceback.format_exc(limit=2)}]")
 
 def _pin_gpu(gpus, claims):

@@ -7,29 +7,28 @@ from __future__ import annotations
 import json, os
 from pathlib import Path
 import pandas as pd
-from .runner import Job, read_record
+from .runner import Job, read_record, stale_reasons, output_problems, _alive
 from .pipeline import PHASES, PipelineError, load_preset, plan_phase
-
 
 # %% auto #0
 __all__ = ['job_state', 'pipeline_status', 'format_status']
 
 # %% ../nbs/50_status.ipynb #e439348f
-def _alive(pid) -> bool:
-    try: os.kill(int(pid), 0); return True
-    except (OSError, TypeError, ValueError): return False
-
 def job_state(job:Job) -> dict:
-    """What a job's run record says: 'done' (ran to the end with this notebook and these parameters), 'stale' (ran,
-    but the notebook or parameters changed since), 'running' (its process is alive), 'interrupted' (a record of a
-    start whose process is gone: killed), 'failed' (with the failing cell and error) or 'missing' (never ran)."""
+    """What a job's run record says: 'done' (ran to the end with this notebook, parameters, library and inputs),
+    'stale' (ran, but one of those changed since: `reason` says which), 'damaged' (ran, but its output fails its
+    check: `reason` names the file), 'running' (its process is alive),
+    'interrupted' (a record of a start whose process is gone: killed), 'failed' (with the failing cell and error) or
+    'missing' (never ran)."""
     r = read_record(job)
-    base = dict(job=job.name, output=str(job.output), seconds=None, cell=None, error=None)
+    base = dict(job=job.name, output=str(job.output), seconds=None, cell=None, error=None, reason=None)
     if r is None: return dict(base, state="missing")
     st = r.get("status")
     if st == "ok":
-        ok = r.get("key") == job.key and job.output.exists() and job.html.exists()
-        return dict(base, state="done" if ok else "stale", seconds=r.get("seconds"))
+        why = stale_reasons(job, r)
+        if why: return dict(base, state="stale", seconds=r.get("seconds"), reason="; ".join(why))
+        bad = output_problems(job)
+        return dict(base, state="damaged" if bad else "done", seconds=r.get("seconds"), reason="; ".join(bad) or None)
     if st == "running": return dict(base, state="running" if _alive(r.get("pid")) else "interrupted")
     return dict(base, state="failed", seconds=r.get("seconds"), cell=r.get("cell"), error=r.get("error"))
 
@@ -43,7 +42,7 @@ def pipeline_status(root, preset:str, outputs=None) -> pd.DataFrame:
         except Exception as e:
             rows.append(dict(phase=phase, job="-", state="unplanned", error=f"{type(e).__name__}: {e}")); continue
         rows += [dict(phase=phase, **job_state(j)) for j in jobs]
-    return pd.DataFrame(rows, columns=["phase", "job", "state", "seconds", "cell", "error", "output"])
+    return pd.DataFrame(rows, columns=["phase", "job", "state", "seconds", "cell", "error", "reason", "output"])
 
 def format_status(df:pd.DataFrame) -> str:
     "Per phase: counts by state, then every job that is not done, with its failing cell."
@@ -55,8 +54,7 @@ def format_status(df:pd.DataFrame) -> str:
         lines.append(f"{phase:8s} {len(g):3d} notebook(s): {verdict}" + (f" ({secs:.0f} s)" if secs and (g.state == "done").all() else ""))
         for r in g[g.state != "done"].itertuples():
             what = {"failed": f"FAILED at cell {r.cell}: {r.error}", "unplanned": f"cannot plan yet: {r.error}", "missing": "not run yet",
-                    "stale": "ran, but its notebook or parameters changed since: will rerun", "interrupted": "started but killed: will rerun",
+                    "stale": f"stale ({r.reason}): will rerun", "damaged": f"damaged ({r.reason}): will rerun", "interrupted": "started but killed: will rerun",
                     "running": "running now"}[r.state]
             lines.append(f"         - {r.job}: {what}")
     return "\n".join(lines)
-
