@@ -4,16 +4,18 @@
 
 # %% ../nbs/20_collect.ipynb #3c594d53
 from __future__ import annotations
-import json, os, time
+import json, os, shutil, time
 from pathlib import Path
 import numpy as np
 import torch
 from .config import atomic_write_text
+from .transcoders import begin_save, commit_save, newest_checkpoint, sibling, CheckpointError
 
 # %% auto #0
-__all__ = ['HIST_EDGES', 'STATE_FILE', 'META_FILE', 'mlp_inputs', 'feature_acts', 'keep_top', 'window_acts', 'dense_view',
-           'clear_dense', 'new_layer_state', 'chunk_maxima', 'update_layer_state', 'CollectError', 'collect_features',
-           'token_table', 'write_feature_store', 'FeatureStore', 'tiny_feature_store']
+__all__ = ['HIST_EDGES', 'STATE_DIR', 'META_FILE', 'RECOVER', 'mlp_inputs', 'feature_acts', 'keep_top', 'window_acts',
+           'dense_view', 'clear_dense', 'new_layer_state', 'chunk_maxima', 'update_layer_state', 'CollectError',
+           'clear_store', 'collect_features', 'token_table', 'write_feature_store', 'store_problem', 'FeatureStore',
+           'tiny_feature_store']
 
 # %% ../nbs/20_collect.ipynb #5cbd1d23
 class _Stop(Exception): pass
@@ -144,32 +146,61 @@ def update_layer_state(st:dict, acts, idx, chunks, gen:torch.Generator, before:i
 
 # %% ../nbs/20_collect.ipynb #d3cfad03
 class CollectError(RuntimeError):
-    "A collection that cannot start or resume; the message names the file and what is wrong."
+    "A collection or feature store that cannot be used; the message names the file, what is wrong and how to recover."
 
-STATE_FILE, META_FILE = "collect_state.pt", "meta.json"
+STATE_DIR, META_FILE = "collect_state", "meta.json"
+RECOVER = ("To collect from the start, rerun the collect phase with --force (e.g. `r1-interp run --preset PRESET --phase collect "
+           "--force collect`), or delete the store folder.")
 
-def _save_state(path:Path, state:dict):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp); os.replace(tmp, path)
+def _save_state(out_dir:Path, state:dict):
+    tmp = begin_save(out_dir/STATE_DIR)
+    torch.save(state, tmp/"state.pt"); commit_save(out_dir/STATE_DIR)
 
-def _load_state(path:Path, settings:dict) -> dict|None:
-    if not path.exists(): return None
+def _load_state(out_dir:Path, settings:dict, echo=print) -> dict|None:
+    "The newest complete collection checkpoint in `out_dir` (falling back past damaged ones), checked against `settings`."
+    try: ck = newest_checkpoint(out_dir/STATE_DIR, recover=RECOVER, echo=echo)
+    except CheckpointError as e: raise CollectError(str(e)) from None
+    if ck is None: return None
+    path = ck/"state.pt"
     try: state = torch.load(path, weights_only=True)
-    except Exception as e: raise CollectError(f"{path}: unreadable collection checkpoint ({e}); delete it to start over") from None
+    except Exception as e:
+        raise CollectError(f"{path}: unreadable collection checkpoint ({type(e).__name__}: {e}). {RECOVER}") from None
     diff = {k: (state["settings"].get(k), v) for k, v in settings.items() if state["settings"].get(k) != v}
-    if diff: raise CollectError(f"{path}: checkpoint made with other settings {diff} (saved, asked); delete it or use another output folder")
+    if diff:
+        raise CollectError(f"{path}: checkpoint made with other settings {diff} (saved, asked); delete {ck} or use another output folder")
     return state
 
+def _clear_state(out_dir:Path):
+    for p in (out_dir/STATE_DIR, *(sibling(out_dir/STATE_DIR, s) for s in ("saving", "prev", "damaged"))):
+        shutil.rmtree(p, ignore_errors=True)
+    (out_dir/"collect_state.pt").unlink(missing_ok=True)          # an older r1-interp's single-file checkpoint
+
+def clear_store(out_dir) -> list[str]:
+    "Delete the feature store and collection checkpoints in `out_dir` (meta.json first: incomplete from then on); returns what was there."
+    out_dir = Path(out_dir)
+    files = [out_dir/META_FILE, out_dir/"vocab.parquet", *sorted(out_dir.glob("layer_*/*.parquet"))]
+    gone = [p.relative_to(out_dir).as_posix() for p in files if p.exists()]
+    gone += [p.name for p in (out_dir/STATE_DIR, out_dir/"collect_state.pt") if p.exists()]
+    for p in files: p.unlink(missing_ok=True)
+    _clear_state(out_dir)
+    return gone
+
 # %% ../nbs/20_collect.ipynb #94d7294d
+def _meta_settings(meta_p:Path):
+    try: return json.loads(meta_p.read_text()).get("settings")
+    except (OSError, ValueError, AttributeError): return None
+
 def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None, batch_size:int=8, n_top:int=20, n_sample:int=40,
-                     n_pool:int=64, before:int=16, after:int=4, seed:int=0, split:str="train", save_every:int=20, tokenizer=None, echo=print) -> Path:
+                     n_pool:int=64, before:int=16, after:int=4, seed:int=0, split:str="train", save_every:int=20, tokenizer=None, echo=print,
+                     rebuild:bool=False) -> Path:
     """One pass over (the first `n_tokens` of) a split of `corpus` feeds every layer's transcoder in `coders` at once
     ({layer: SparseCoder}); per feature it keeps counts, activation sum and maximum, a histogram, the `n_top`
     contexts with the highest activation (one per chunk), a uniform sample of `n_sample` activating contexts and the
-    maxima on a pool of `n_pool` chunks (for non-activating contexts). The state is checkpointed atomically every
-    `save_every` batches in `out_dir`/collect_state.pt, so a killed run resumes from its last completed batch with
-    nothing counted twice; at the end the feature store is written (`write_feature_store`) and the checkpoint removed.
-    Returns `out_dir`; a finished store with the same settings is not redone."""
+    maxima on a pool of `n_pool` chunks (for non-activating contexts). The state is checkpointed every `save_every`
+    batches in `out_dir`/collect_state/, so a killed run resumes from its last completed batch with nothing counted
+    twice; at the end the feature store is written (`write_feature_store`) and the checkpoints removed. Returns
+    `out_dir`. A finished, intact store with the same settings is not redone; a damaged one is rebuilt; `rebuild`
+    collects from the start whatever is there."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     layers = sorted(coders)
     idx = corpus.split(split)
@@ -177,14 +208,21 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
     settings = dict(layers=layers, latents=[int(coders[l].num_latents) for l in layers], n_chunks=n_chunks, batch_size=batch_size,
                     n_top=n_top, n_sample=n_sample, n_pool=n_pool, before=before, after=after, seed=seed, split=split,
                     corpus=str(Path(corpus.path).resolve()), ctx_len=corpus.ctx_len, excluded_token_ids=corpus.excluded_ids)
-    meta_p, state_p = out_dir/META_FILE, out_dir/STATE_FILE
-    if meta_p.exists() and json.loads(meta_p.read_text()).get("settings") == settings:
-        echo(f"{out_dir}: feature store already complete"); return out_dir
-    state = _load_state(state_p, settings)
+    meta_p = out_dir/META_FILE
+    if rebuild:
+        gone = clear_store(out_dir)
+        echo(f"{out_dir}: rebuild asked: collecting from the start" + (f" (deleted {', '.join(gone)})" if gone else ""))
+    elif meta_p.exists() and _meta_settings(meta_p) == settings:
+        if (why := store_problem(out_dir)) is None:
+            echo(f"{out_dir}: feature store already complete"); return out_dir
+        gone = clear_store(out_dir)
+        echo(f"{why}: the feature store is damaged; rebuilding it (deleted {', '.join(gone)})")
+    state = _load_state(out_dir, settings, echo)
+    meta_p.unlink(missing_ok=True)                                  # a store with other settings is being replaced
     if state is None:
         state = dict(settings=settings, batches_done=0, tokens=0, ordinary_tokens=0, seconds=0.0,
                      layers={l: new_layer_state(coders[l].num_latents, n_top, n_sample, before + after + 1) for l in layers})
-    else: echo(f"resuming from {state_p}: {state['batches_done']} batches done")
+    else: echo(f"resuming from {out_dir/STATE_DIR}: {state['batches_done']} batches done")
     n_batches = -(-n_chunks // batch_size)
     t0, done0 = time.time(), state["batches_done"]
     for b in range(state["batches_done"], n_batches):
@@ -202,11 +240,11 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
         state["ordinary_tokens"] = state.get("ordinary_tokens", 0) + int((~special).sum())
         if (b + 1) % save_every == 0 and b + 1 < n_batches:
             state["seconds"] += time.time() - t0; t0 = time.time()
-            _save_state(state_p, state)
+            _save_state(out_dir, state)
             echo(f"  {b + 1}/{n_batches} batches, {state['tokens']:,} tokens")
     state["seconds"] += time.time() - t0
     write_feature_store(state, corpus, out_dir, tokenizer)
-    state_p.unlink(missing_ok=True)
+    _clear_state(out_dir)
     echo(f"{out_dir}: {state['tokens']:,} tokens, {len(layers)} layers in {state['seconds']:.1f} s ({n_batches - done0} batches this run)")
     return out_dir
 
@@ -251,10 +289,12 @@ def _quantiles(f:np.ndarray, act:np.ndarray, n_q:int) -> np.ndarray:
     rank = np.empty(len(f), np.int64); rank[order] = np.arange(len(f)) - starts[f[order]]
     return (rank * n_q // np.maximum(counts[f], 1)).astype(np.int32)
 
-def _write_parquet(table, path:Path):
+def _write_parquet(table, path:Path) -> dict:
+    "Write `table` to `path` through a temporary file and a rename; returns its row count and size, for meta.json."
     import pyarrow.parquet as pq
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp); os.replace(tmp, path)
+    return dict(rows=table.num_rows, bytes=path.stat().st_size)
 
 def _ordinary_positions(corpus, chunks, rng, before:int, after:int, tries:int=20) -> np.ndarray:
     "A random position per chunk in [before, ctx_len - after) that holds an ordinary token (redrawn up to `tries` times; -1 if none was found)."
@@ -272,7 +312,8 @@ def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles
     """Write a collection `state` as a columnar feature store: per layer `layer_N/features.parquet` (count, frequency,
     max and mean activation when active, histogram over `HIST_EDGES`) and `layer_N/examples.parquet` (kind 'top',
     'sample' with its activation quantile, or 'negative'; token window and the feature's activation on each token),
-    `vocab.parquet` (each token id's text), then `meta.json`, each through a temporary file and a rename."""
+    `vocab.parquet` (each token id's text), then `meta.json` (with each file's row count and size, for `store_problem`),
+    each through a temporary file and a rename."""
     import pyarrow as pa, pyarrow.parquet as pq
     if tokenizer is None:
         from transformers import AutoTokenizer
@@ -280,7 +321,8 @@ def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles
     s = state["settings"]; out_dir = Path(out_dir)
     before, after, n_neg = s["before"], s["after"], n_negative or s["n_sample"]
     rng = np.random.default_rng(s["seed"])
-    _write_parquet(pa.table(dict(id=np.arange(len(tokenizer)), text=token_table(tokenizer)[:-1])), out_dir/"vocab.parquet")
+    vocab = pa.table(dict(id=np.arange(len(tokenizer)), text=token_table(tokenizer)[:-1]))
+    files = {"vocab.parquet": _write_parquet(vocab, out_dir/"vocab.parquet")}            # rows and size of each file, for store_problem
     summary = {}
     for l, st in state["layers"].items():
         folder = out_dir/f"layer_{l}"; folder.mkdir(parents=True, exist_ok=True)
@@ -303,42 +345,67 @@ def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles
                                _example_table("sample", *sample, corpus, before, after).append_column("quantile", pa.array(_quantiles(sample[0], sample[4], n_quantiles), pa.int32())),
                                _example_table("negative", nf, nj, nchunk, npos, np.zeros(len(nf), np.float32), np.zeros((len(nf), before + after + 1), np.float32),
                                               corpus, before, after).append_column("quantile", pa.nulls(len(nf), pa.int32()))])
-        for name, table in (("features", feats), ("examples", ex)): _write_parquet(table, folder/f"{name}.parquet")
+        for name, table in (("features", feats), ("examples", ex)):
+            files[f"layer_{l}/{name}.parquet"] = _write_parquet(table, folder/f"{name}.parquet")
         summary[l] = dict(features=len(count), alive=int((count > 0).sum()), median_frequency=float(np.median(count / n_tok)))
     atomic_write_text(out_dir/META_FILE, json.dumps(dict(settings=s, tokens=state["tokens"], ordinary_tokens=state.get("ordinary_tokens"),
                                                          excluded_token_ids=s.get("excluded_token_ids"), seconds=state["seconds"], hist_edges=HIST_EDGES,
-                                                         layers=summary), indent=1))
+                                                         layers=summary, files=files), indent=1))
 
 # %% ../nbs/20_collect.ipynb #dd2116da
+def store_problem(folder) -> str|None:
+    """What is wrong with the feature store in `folder`, naming the file; None when `meta.json` reads and the vocabulary
+    and each layer's two Parquet files open (their footers parse) with the sizes and row counts `meta.json` recorded
+    (stores written before sizes were recorded: the features tables' row counts)."""
+    import pyarrow.parquet as pq
+    folder = Path(folder); meta_p = folder/META_FILE
+    if not meta_p.exists(): return f"{folder}: no finished feature store ({META_FILE} missing)"
+    try:
+        meta = json.loads(meta_p.read_text()); layers = [int(l) for l in meta["layers"]]
+        files = meta.get("files") or {"vocab.parquet": {}, **{f"layer_{l}/examples.parquet": {} for l in layers},
+                                      **{f"layer_{l}/features.parquet": dict(rows=meta["layers"][str(l)]["features"]) for l in layers}}
+        files = {rel: (w.get("rows"), w.get("bytes")) for rel, w in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e: return f"{meta_p}: unreadable ({type(e).__name__}: {e})"
+    for rel, (rows, size) in files.items():
+        p = folder/rel
+        if not p.is_file(): return f"{p}: missing"
+        if size is not None and (n := p.stat().st_size) != size:
+            return f"{p}: {n:,} bytes where {size:,} were written (truncated or overwritten)"
+        try: got = pq.read_metadata(p).num_rows
+        except Exception as e: return f"{p}: not a readable Parquet file ({type(e).__name__}: {e})"
+        if rows is not None and got != rows: return f"{p}: {got:,} rows where {META_FILE} says {rows:,}"
+    return None
+
 class FeatureStore:
-    "Read a feature store written by `collect_features`: per-layer feature tables and examples, filtered at read time."
+    "Read a feature store written by `collect_features` (checked on opening): per-layer feature tables and examples, filtered at read time."
     def __init__(self, folder):
         self.folder = Path(folder)
         p = self.folder/META_FILE
         if not p.exists(): raise CollectError(f"{self.folder}: no finished feature store ({META_FILE} missing); run the collect phase first")
+        if (why := store_problem(self.folder)) is not None: raise CollectError(f"{why}: the feature store is damaged. {RECOVER}")
         self.meta = json.loads(p.read_text())
         self.layers = [int(l) for l in self.meta["layers"]]
     def _path(self, layer:int, name:str) -> Path:
         if layer not in self.layers: raise CollectError(f"{self.folder}: no layer {layer} in this store (layers {self.layers})")
         return self.folder/f"layer_{layer}"/f"{name}.parquet"
-    def features(self, layer:int) -> "pd.DataFrame":
+    def _read(self, path:Path, **kw):
         import pandas as pd
-        return pd.read_parquet(self._path(layer, "features"))
+        try: return pd.read_parquet(path, **kw)
+        except Exception as e:
+            raise CollectError(f"{path}: unreadable ({type(e).__name__}: {e}): the feature store is damaged. {RECOVER}") from None
+    def features(self, layer:int) -> "pd.DataFrame": return self._read(self._path(layer, "features"))
     def examples(self, layer:int, features=None, kind:str|None=None) -> "pd.DataFrame":
         "Examples of `layer`, optionally only of `features` (int or list) and one `kind` ('top', 'sample', 'negative'), sorted."
-        import pandas as pd
         filt = []
         if features is not None: filt.append(("feature", "in", [int(f) for f in np.atleast_1d(features)]))
         if kind is not None: filt.append(("kind", "==", kind))
-        df = pd.read_parquet(self._path(layer, "examples"), filters=filt or None)
+        df = self._read(self._path(layer, "examples"), filters=filt or None)
         df["text"] = [self.vocab[np.asarray(t)].tolist() for t in df.tokens]
         return df.sort_values(["feature", "kind", "rank"], kind="stable").reset_index(drop=True)
     @property
     def vocab(self) -> np.ndarray:
         "Each token id's text (object array indexed by id)."
-        if getattr(self, "_vocab", None) is None:
-            import pandas as pd
-            self._vocab = pd.read_parquet(self.folder/"vocab.parquet").text.to_numpy(dtype=object)
+        if getattr(self, "_vocab", None) is None: self._vocab = self._read(self.folder/"vocab.parquet").text.to_numpy(dtype=object)
         return self._vocab
     def __repr__(self): return f"FeatureStore({self.folder}, layers {self.layers}, {self.meta['tokens']:,} tokens)"
 

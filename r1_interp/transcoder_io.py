@@ -62,6 +62,11 @@ def load_transcoders(folder, layers=None, d_model:int|None=None, device="cpu") -
     layers = sorted(found) if layers is None else list(layers)
     missing = [l for l in layers if l not in found]
     if missing: raise TranscoderError(f"{folder}: no transcoder for layer(s) {missing} (found {sorted(found)})")
+    if (folder/"manifest.json").exists():      # a run of ours: its files must be the ones training wrote (sizes, sha256)
+        from r1_interp.transcoders import checkpoint_problem
+        if (why := checkpoint_problem(folder, only=[f"{found[l].name}/" for l in layers])) is not None:
+            raise TranscoderError(f"{why}: the trained transcoder is damaged. Retrain it: rerun the train phase with --force "
+                                  f"(e.g. `r1-interp run --preset PRESET --phase train --force train`)")
     return {l: load_transcoder(found[l], d_model, device) for l in layers}
 
 # %% ../nbs/11_transcoder_io.ipynb #0c95b7c3

@@ -4,17 +4,20 @@
 
 # %% ../nbs/10_transcoders.ipynb #f0850de9
 from __future__ import annotations
-import json, math, os, shutil, time
+import hashlib, json, math, os, random, shutil, time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
 import torch
-from .config import TrainConfig
+from .config import TrainConfig, atomic_write_text
 from .corpus import TokenCorpus
 
 # %% auto #0
-__all__ = ['KEY_FILE', 'ChunkDataset', 'hookpoints', 'CheckpointingTrainer', 'training_key', 'stale_checkpoint',
-           'last_checkpoint', 'sparsify_config', 'train_transcoders', 'read_metrics']
+__all__ = ['MANIFEST', 'CHECKPOINT_FORMAT', 'KEY_FILE', 'RECOVER', 'ChunkDataset', 'hookpoints', 'CheckpointError',
+           'write_manifest', 'checkpoint_problem', 'sibling', 'begin_save', 'commit_save', 'newest_checkpoint',
+           'rng_state', 'set_rng_state', 'CheckpointingTrainer', 'training_key', 'stale_checkpoint', 'resume_point',
+           'sparsify_config', 'train_transcoders', 'read_metrics']
 
 # %% ../nbs/10_transcoders.ipynb #b5bca993
 class ChunkDataset(torch.utils.data.Dataset):
@@ -30,18 +33,116 @@ def hookpoints(layers) -> list[str]:
     "sparsify hookpoints (relative to the base model) of the MLPs of `layers`."
     return [f"layers.{l}.mlp" for l in layers]
 
+# %% ../nbs/10_transcoders.ipynb #54b59115
+MANIFEST = "manifest.json"
+CHECKPOINT_FORMAT = 2      # 2: state.pt's global_step counts the batches applied (sparsify's own mid-run saves count one fewer)
+
+class CheckpointError(RuntimeError):
+    "A checkpoint that cannot be resumed; the message names the damaged files and how to start over."
+
+def _sha256(path, block:int=1 << 23) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(block): h.update(b)
+    return h.hexdigest()
+
+def _digests(paths) -> list[str]:
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as ex: return list(ex.map(_sha256, paths))
+
+def write_manifest(folder) -> Path:
+    "List every file under `folder` with its size and sha256 in `folder/manifest.json`, written atomically."
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    entries = {p.relative_to(folder).as_posix(): dict(bytes=p.stat().st_size, sha256=d) for p, d in zip(files, _digests(files))}
+    atomic_write_text(folder/MANIFEST, json.dumps(dict(format=CHECKPOINT_FORMAT, files=entries), indent=1))
+    return folder/MANIFEST
+
+def checkpoint_problem(folder, only=None) -> str|None:
+    """What is wrong with checkpoint `folder`, naming the file; None when every file of its manifest is there, same size and
+    sha256. `only`: check just the manifest's files under these relative paths (e.g. `["layers.3.mlp/"]`)."""
+    folder = Path(folder); m = folder/MANIFEST
+    if not folder.is_dir(): return f"{folder}: no such checkpoint folder"
+    if not m.exists(): return f"{m}: missing (an unfinished save, or a checkpoint from an older r1-interp)"
+    try:
+        files = {rel: (int(w["bytes"]), str(w["sha256"])) for rel, w in json.loads(m.read_text())["files"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e: return f"{m}: unreadable ({type(e).__name__}: {e})"
+    if only is not None: files = {rel: w for rel, w in files.items() if any(rel.startswith(o) for o in only)}
+    for rel, (size, _) in files.items():
+        p = folder/rel
+        if not p.is_file(): return f"{p}: missing"
+        if (n := p.stat().st_size) != size: return f"{p}: {n:,} bytes where {size:,} were written (truncated or overwritten)"
+    for (rel, (_, digest)), got in zip(files.items(), _digests([folder/r for r in files])):
+        if got != digest: return f"{folder/rel}: its contents changed since it was written (sha256 mismatch)"
+    return None
+
+def sibling(final, what:str) -> Path:
+    "The hidden companion `.<name>.<what>` of checkpoint folder `final` (saving, prev, damaged, stale)."
+    final = Path(final); return final.with_name(f".{final.name}.{what}")
+
+def begin_save(final) -> Path:
+    "An empty `.<name>.saving` to write the next checkpoint of `final` into (the previous-but-one checkpoint is dropped)."
+    tmp = sibling(final, "saving")
+    for p in (tmp, sibling(final, "prev"), sibling(final, "old")): shutil.rmtree(p, ignore_errors=True)
+    tmp.mkdir(parents=True); return tmp
+
+def commit_save(final) -> Path:
+    "Finish a save begun by `begin_save`: manifest last, the current checkpoint kept as `.<name>.prev`, the new one renamed in."
+    final = Path(final); tmp, prev = sibling(final, "saving"), sibling(final, "prev")
+    write_manifest(tmp)
+    if final.exists(): shutil.rmtree(prev, ignore_errors=True); os.replace(final, prev)
+    os.replace(tmp, final)
+    return final
+
+def newest_checkpoint(final, recover:str="", echo=print) -> Path|None:
+    """The newest complete checkpoint of `final`, put in place at `final`: `final` itself when it verifies, else a finished
+    save that a kill stopped before its rename (`.<name>.saving`), else the previous one (`.<name>.prev`); a damaged
+    `final` is moved to `.<name>.damaged` and the fallback is said. None when there is no checkpoint (an unfinished
+    first save is none). `CheckpointError` naming every damaged file, and `recover`, when no complete one is left."""
+    final = Path(final); tmp, damaged = sibling(final, "saving"), sibling(final, "damaged")
+    problems = []
+    for cand in (final, tmp, sibling(final, "prev")):
+        if not cand.exists(): continue
+        if (why := checkpoint_problem(cand)) is None:
+            if cand != final:
+                if final.exists(): shutil.rmtree(damaged, ignore_errors=True); os.replace(final, damaged)
+                os.replace(cand, final)
+                if problems: echo(f"{'; '.join(problems)}: resuming from the previous complete checkpoint instead "
+                                  f"(the damaged one is kept in {damaged})")
+            return final
+        if cand != tmp: problems.append(why)        # an unfinished save is not damage
+    if problems:
+        raise CheckpointError(f"no complete checkpoint of {final} to resume from: {'; '.join(problems)}. {recover}".strip())
+    return None
+
+# %% ../nbs/10_transcoders.ipynb #8718cebe
+def rng_state() -> dict:
+    "The global random states of torch (CPU, and CUDA when present), numpy and Python."
+    n = np.random.get_state()
+    st = dict(torch=torch.get_rng_state(), python=random.getstate(),
+              numpy=dict(keys=torch.from_numpy(n[1].astype(np.int64)), pos=int(n[2]), has_gauss=int(n[3]), gauss=float(n[4])))
+    if torch.cuda.is_available(): st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+def set_rng_state(st:dict):
+    "Restore what `rng_state` returned."
+    torch.set_rng_state(st["torch"]); random.setstate(st["python"])
+    n = st["numpy"]; np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in st and torch.cuda.is_available() and len(st["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
 # %% ../nbs/10_transcoders.ipynb #737ca95b
 import sparsify
+from schedulefree import ScheduleFreeWrapper
 
 class CheckpointingTrainer(sparsify.Trainer):
-    """sparsify's `Trainer` with atomic checkpoints and recorded metrics (see the chapter intro).
+    """sparsify's `Trainer` with atomic, verified checkpoints, exact resume and recorded metrics (see above).
 
     Adds per step and per hookpoint: fvu, l0 (mean non-zero latents per token), auxk, dead_fraction (sparsify's
     training counter: tokens since a latent last fired above `dead_feature_threshold`) and never_fired (fraction of
     latents that have not fired at all in this run)."""
     def __init__(self, cfg, dataset, model):
         super().__init__(cfg, dataset, model)
-        self.metrics, self._acc = [], {}
+        self.metrics, self._acc, self._batch, self._pending_rng = [], {}, -1, None
         self.ever_fired = {n: torch.zeros(s.num_latents, dtype=torch.bool, device=s.device) for n, s in self.saes.items()}
         self.wall0 = time.time()
         for name, sae in self.saes.items(): sae.register_forward_hook(self._recorder(name))
@@ -68,23 +169,59 @@ class CheckpointingTrainer(sparsify.Trainer):
                                      seconds=time.time() - self.wall0))
         self._acc = {}
 
+    def _before_forward(self, module, args):
+        if self._pending_rng is not None: set_rng_state(self._pending_rng); self._pending_rng = None
+        self._batch = self.global_step                 # the batch whose forward (and then optimizer step) is under way
+
+    def fit(self):
+        h = self.model.register_forward_pre_hook(self._before_forward)
+        try: super().fit()
+        finally: h.remove()
+
+    @property
+    def batches_applied(self) -> int:
+        "Batches whose gradients are in the weights (sparsify's `global_step` lags by one while it saves mid-training)."
+        return max(self.global_step, self._batch + 1)
+
     def load_state(self, path):
-        super().load_state(path)
-        m = Path(path)/"metrics.jsonl"
-        if m.exists(): self.metrics = [json.loads(l) for l in m.read_text().splitlines() if l.strip()]
-        ef = Path(path)/"ever_fired.pt"
-        if ef.exists(): self.ever_fired.update(torch.load(ef, weights_only=True))
+        "sparsify's `load_state` plus metrics, firing masks and RNG state; schedule-free optimizers back in training mode."
+        import torch.distributed as dist
+        path = Path(path)
+        try:
+            super().load_state(str(path))
+            rank = dist.get_rank() if dist.is_initialized() else 0
+            for i, opt in enumerate(self.optimizers):   # module distribution: this rank's own optimizer state, not rank 0's
+                if (own := path/f"optimizer_{i}_rank_{rank}.pt").exists(): opt.load_state_dict(torch.load(own, weights_only=True))
+            for opt in self.optimizers:    # the checkpoint holds the averaged weights x; training continues from y
+                if isinstance(opt, ScheduleFreeWrapper): opt.train_mode = False; opt.train()
+            m = path/"metrics.jsonl"
+            if m.exists(): self.metrics = [json.loads(l) for l in m.read_text().splitlines() if l.strip()]
+            ef = path/"ever_fired.pt"
+            if ef.exists():
+                fired = torch.load(ef, weights_only=True)
+                self.ever_fired.update({k: v.to(self.ever_fired[k].device) for k, v in fired.items() if k in self.ever_fired})
+            rng = path/f"rng_rank_{rank}.pt"
+            self._pending_rng = torch.load(rng, weights_only=True) if rng.exists() else None
+        except Exception as e:
+            raise CheckpointError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: {e}). {RECOVER}") from e
 
     def save(self):
-        "Write the checkpoint to a temporary folder, then swap it in with renames (one complete checkpoint at any time)."
+        "Write the checkpoint into `.<run>.saving`, then `commit_save` (manifest, previous one kept, renames)."
         import torch.distributed as dist
-        self._flush_if_new_step()
+        if self._acc: self._flush()                    # the batch just finished is in the weights: its metrics go with them
         final = Path(self.cfg.save_dir)/(self.cfg.run_name or "unnamed")
-        tmp, old = final.with_name(f".{final.name}.saving"), final.with_name(f".{final.name}.old")
         rank_zero = not dist.is_initialized() or dist.get_rank() == 0
-        if rank_zero: shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+        tmp = begin_save(final) if rank_zero else sibling(final, "saving")
         if dist.is_initialized(): dist.barrier()
-        if rank_zero or self.cfg.distribute_modules: self._checkpoint(self.saes, str(tmp), rank_zero)
+        step, self.global_step = self.global_step, self.batches_applied     # what state.pt records
+        try:
+            if rank_zero or self.cfg.distribute_modules:
+                self._checkpoint(self.saes, str(tmp), rank_zero)
+                rank = dist.get_rank() if dist.is_initialized() else 0
+                torch.save(rng_state(), tmp/f"rng_rank_{rank}.pt")
+                if self.cfg.distribute_modules and dist.is_initialized():    # sparsify saves rank 0's optimizers only
+                    for i, opt in enumerate(self.optimizers): torch.save(opt.state_dict(), tmp/f"optimizer_{i}_rank_{rank}.pt")
+        finally: self.global_step = step
         if self.cfg.distribute_modules and dist.is_initialized():   # gather every rank's metrics and firing masks
             parts = [None] * dist.get_world_size(); dist.all_gather_object(parts, (self.metrics, {k: v.cpu() for k, v in self.ever_fired.items()}))
             metrics = sorted([m for p in parts for m in p[0]], key=lambda m: (m["step"], m["hookpoint"]))
@@ -94,14 +231,13 @@ class CheckpointingTrainer(sparsify.Trainer):
             (tmp/"metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
             if getattr(self, "key", None) is not None: (tmp/KEY_FILE).write_text(json.dumps(self.key))
             torch.save(fired, tmp/"ever_fired.pt")
-            shutil.rmtree(old, ignore_errors=True)
-            if final.exists(): os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            commit_save(final)
         if dist.is_initialized(): dist.barrier()
 
 # %% ../nbs/10_transcoders.ipynb #ec24d8b1
 KEY_FILE = "train_key.json"
+RECOVER = ("To train this run from the start, rerun its phase with --force (e.g. `r1-interp run --preset PRESET --phase train "
+           "--force train`), or delete the run folder.")
 
 def training_key(scfg, corpus, n_chunks:int) -> dict:
     "What a training run depends on: the corpus (its key and excluded ids), the chunks it reads and sparsify's settings."
@@ -113,17 +249,48 @@ def training_key(scfg, corpus, n_chunks:int) -> dict:
 def stale_checkpoint(run_dir, key:dict) -> str|None:
     "Why the checkpoint in `run_dir` was not made by a run with `key` (None when it was)."
     p = Path(run_dir)/KEY_FILE
+    if not (Path(run_dir)/MANIFEST).exists():
+        return f"made by an older r1-interp ({MANIFEST} missing: its step count is one batch behind)"
+    if (fmt := json.loads((Path(run_dir)/MANIFEST).read_text()).get("format")) != CHECKPOINT_FORMAT:
+        return f"written in checkpoint format {fmt} (this r1-interp reads format {CHECKPOINT_FORMAT})"
     if not p.exists(): return f"{p} is missing (a checkpoint from an older r1-interp)"
-    got = json.loads(p.read_text())
+    try: got = json.loads(p.read_text())
+    except ValueError as e: return f"{p} is unreadable ({e})"
     diff = sorted(k for k in set(got) | set(key) if got.get(k) != key.get(k))
     return f"made with other {', '.join(diff)}" if diff else None
 
-def last_checkpoint(run_dir) -> Path|None:
-    "The run's last complete checkpoint (recovering from a kill between the two renames of a save)."
+def resume_point(run_dir, key:dict, rebuild:bool=False, echo=print) -> Path|None:
+    """The checkpoint a run with `key` resumes from (None: train from the start). `rebuild` deletes the run first. A damaged
+    newest checkpoint falls back to the previous one (`newest_checkpoint`); a stale one is moved to `.<run>.stale`."""
     run_dir = Path(run_dir)
-    old = run_dir.with_name(f".{run_dir.name}.old")
-    if not (run_dir/"state.pt").exists() and (old/"state.pt").exists(): os.replace(old, run_dir)
-    return run_dir if (run_dir/"state.pt").exists() else None
+    if rebuild:
+        gone = [p for p in (run_dir, *(sibling(run_dir, s) for s in ("saving", "prev", "old", "damaged", "stale")))
+                if p.exists()]
+        for p in gone: shutil.rmtree(p)
+        said = f" (deleted {', '.join(p.name for p in gone)})" if gone else ""
+        echo(f"{run_dir}: rebuild asked: training from the start{said}")
+        return None
+    legacy = run_dir.exists() and not (run_dir/MANIFEST).exists() and not sibling(run_dir, "prev").exists()
+    ck = run_dir if legacy else newest_checkpoint(run_dir, recover=RECOVER, echo=echo)
+    if ck is None: return None
+    if (why := stale_checkpoint(ck, key)) is None: return ck
+    aside = sibling(run_dir, "stale"); shutil.rmtree(aside, ignore_errors=True)
+    os.replace(run_dir, aside)                                              # never resume another run's checkpoint,
+    for s in ("saving", "prev"): shutil.rmtree(sibling(run_dir, s), ignore_errors=True)     # nor its older ones
+    echo(f"{run_dir}: the checkpoint there was {why}; moved to {aside} and training from the start")
+    return None
+
+def _on_rank_zero(fn):
+    "`fn()` on rank 0 only (all of it when not distributed); its result, or its error, reaches every rank."
+    import torch.distributed as dist
+    if not dist.is_initialized(): return fn()
+    box = [None]
+    if dist.get_rank() == 0:
+        try: box = [("ok", fn())]
+        except Exception as e: box = [("error", e)]
+    dist.broadcast_object_list(box, src=0)
+    if box[0][0] == "error": raise box[0][1]
+    return box[0][1]
 
 def sparsify_config(cfg:TrainConfig, save_dir, run_name:str, n_chunks:int, exclude_tokens=()):
     "sparsify's TrainConfig for our config (skip transcoder, TopK, fvu loss), leaving out positions of `exclude_tokens`."
@@ -137,8 +304,9 @@ def sparsify_config(cfg:TrainConfig, save_dir, run_name:str, n_chunks:int, exclu
         exclude_tokens=[int(t) for t in exclude_tokens])
 
 def train_transcoders(cfg:TrainConfig, corpus_dir, out_dir, run_name:str="transcoders", model=None, distribute_modules:bool=False,
-                      shard:tuple[int, int]|None=None) -> Path:
-    "Train (or resume training) skip transcoders on `cfg.layers`; returns the run folder with the final checkpoint. `shard`=(rank, world) under torchrun."
+                      shard:tuple[int, int]|None=None, rebuild:bool=False, echo=print) -> Path:
+    """Train (or resume training) skip transcoders on `cfg.layers`; returns the run folder with the final checkpoint.
+    `shard`=(rank, world) under torchrun; `rebuild`: start from scratch even if checkpoints exist."""
     from r1_interp.models import load_model
     if cfg.log_to_wandb: os.environ.setdefault("WANDB_MODE", "offline")
     corpus = TokenCorpus(corpus_dir)
@@ -152,14 +320,12 @@ def train_transcoders(cfg:TrainConfig, corpus_dir, out_dir, run_name:str="transc
     scfg = sparsify_config(cfg, out_dir, run_name, len(data), exclude_tokens=corpus.excluded_ids)
     scfg.distribute_modules = distribute_modules
     run_dir = Path(out_dir)/run_name
+    key = training_key(scfg, corpus, len(data))
+    ck = _on_rank_zero(lambda: resume_point(run_dir, key, rebuild, echo))
     trainer = CheckpointingTrainer(scfg, data, model.base_model)
-    trainer.key = training_key(scfg, corpus, len(data))
-    if (ck := last_checkpoint(run_dir)) is not None:
-        if (why := stale_checkpoint(ck, trainer.key)) is not None:     # never resume someone else's run: set it aside, start over
-            aside = run_dir.with_name(f".{run_dir.name}.stale"); shutil.rmtree(aside, ignore_errors=True); os.replace(run_dir, aside)
-            print(f"{run_dir}: the checkpoint there was {why}; moved to {aside} and training from the start")
-        else: trainer.load_state(str(ck))
-    total = len(data) // cfg.batch_size
+    trainer.key = key
+    if ck is not None: trainer.load_state(ck)
+    total = -(-len(data) // cfg.batch_size)                 # sparsify's data loader keeps a last, partial batch
     if trainer.global_step < total: trainer.fit()
     return run_dir
 

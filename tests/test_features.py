@@ -36,13 +36,13 @@ def _kill_after(proc, needle:str, n:int=1, timeout:float=300):
     raise AssertionError(f"the child finished before it could be killed: {lines[-5:]} {proc.stderr.read()[-2000:]}")
 
 def test_collect_resumes_after_sigkill(tmp_path):
-    from r1_interp.collect import FeatureStore, STATE_FILE, META_FILE
+    from r1_interp.collect import FeatureStore, STATE_DIR, META_FILE
     ref = _run(COLLECT, tmp_path, tmp_path/"ref"); out, err = ref.communicate(timeout=600)
     assert ref.returncode == 0, err[-3000:]
     killed = _run(COLLECT, tmp_path, tmp_path/"killed")
     lines = _kill_after(killed, "batches,", n=2)
     assert killed.returncode == -signal.SIGKILL
-    assert (tmp_path/"killed"/STATE_FILE).exists() and not (tmp_path/"killed"/META_FILE).exists()
+    assert (tmp_path/"killed"/STATE_DIR/"state.pt").exists() and not (tmp_path/"killed"/META_FILE).exists()
     again = _run(COLLECT, tmp_path, tmp_path/"killed"); out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
     assert "resuming from" in out and "10 batches done" in out, out
@@ -51,7 +51,7 @@ def test_collect_resumes_after_sigkill(tmp_path):
     for l in (0, 1):
         pd.testing.assert_frame_equal(a.features(l), b.features(l))
         pd.testing.assert_frame_equal(a.examples(l), b.examples(l))
-    assert not (tmp_path/"killed"/STATE_FILE).exists()
+    assert not list(tmp_path.glob("killed/*collect_state*")), "collection checkpoints removed at the end"
 
 LABEL = """
 import os, sys
@@ -110,6 +110,9 @@ def test_feature_page_shows_hostile_text_as_text(tmp_path, store_dir):
     hostile = {int(top_tokens[0]): "<script>document.title='pwned-token'</script>", int(top_tokens[1]): '<img src=x onerror="document.title=\'pwned-img\'">'}
     for i, t in hostile.items(): vocab.loc[vocab.id == i, "text"] = t
     pq.write_table(pa.Table.from_pandas(vocab, preserve_index=False), store_copy/"vocab.parquet")
+    meta = json.loads((store_copy/"meta.json").read_text())       # the store records its files' sizes: record the new vocabulary's
+    meta["files"]["vocab.parquet"]["bytes"] = (store_copy/"vocab.parquet").stat().st_size
+    (store_copy/"meta.json").write_text(json.dumps(meta))
     labels = pd.DataFrame([label_record(1, f, "claude", "m", label="<script>document.title='pwned-label'</script>", explanation="<b>bold</b>", confidence=0.5)])
     page = write_layer_page(FeatureStore(store_copy), 1, tmp_path/"layer_1.html", labels)
     dom, console = chromium_dom(page.as_uri(), tmp_path/"profile")

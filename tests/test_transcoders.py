@@ -1,7 +1,7 @@
 """Skip transcoders on tiny-qwen2: training reconstructs MLP outputs better than the skip-only and zero baselines,
-a run killed mid-way resumes to the same step count with no lost checkpoint, the CE evaluation equals a hand splice,
-Pareto selection, export parity with circuit-tracer, the distributed planner and a 2-process gloo run, and every
-bad-checkpoint error."""
+a run killed mid-way resumes to the same step count and weights with no lost checkpoint, the CE evaluation equals a
+hand splice, Pareto selection, export parity with circuit-tracer, the distributed planner and a 2-process gloo run,
+and every bad-checkpoint error."""
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
@@ -12,7 +12,7 @@ from conftest import r1_interp_cmd, ROOT
 from r1_interp.config import TrainConfig, save_config
 from r1_interp.corpus import tokenize_corpus, TokenCorpus
 from r1_interp.models import load_model
-from r1_interp.transcoders import train_transcoders, read_metrics
+from r1_interp.transcoders import train_transcoders, read_metrics, checkpoint_problem
 from r1_interp.transcoder_io import load_transcoders, load_transcoder, export_circuit_tracer, load_circuit_tracer_set, TranscoderError
 from r1_interp.evaluate import evaluate_transcoders
 from r1_interp.sweep import select_winner
@@ -74,8 +74,12 @@ def test_killed_run_resumes_to_the_same_step(tiny, tmp_path):
     assert int(torch.load(run/"state.pt")["global_step"]) == expected > killed_at
     assert sorted(p.name for p in run.glob("layers.*.mlp")) == ["layers.0.mlp", "layers.1.mlp"]
     for hp, d in read_metrics(run).groupby("hookpoint"): assert d.step.tolist() == list(range(expected)), "steps lost or recorded twice"
-    assert not list(out.glob(".*")), "no half-written checkpoint left behind"
-    load_transcoders(run, d_model=64)
+    assert [p.name for p in out.glob(".*")] == [".resumable.prev"], "no half-written checkpoint left behind, the previous one kept"
+    assert checkpoint_problem(run) is None and checkpoint_problem(out/".resumable.prev") is None
+    coders = load_transcoders(run, d_model=64)
+    ref = load_transcoders(train_transcoders(cfg, tiny["corpus"], tmp_path/"ref", "resumable", model=tiny["model"]), d_model=64)
+    for l in (0, 1):     # killed at any moment (here: whenever step 20 had been saved), the weights are the uninterrupted run's
+        for k, v in ref[l].state_dict().items(): assert torch.equal(v, coders[l].state_dict()[k]), f"layer {l} {k} differs"
 
 def test_ce_increase_matches_hand_splice(tiny):
     coder = load_transcoders(tiny["run"], layers=[1])[1]
@@ -133,6 +137,31 @@ def test_two_gloo_processes_with_module_distribution(tmp_path):
     load_transcoders(run, d_model=64)
     bad = subprocess.run(r1_interp_cmd() + ["train", "--preset", "tiny", "--nproc", "3", "--outputs", str(out)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "divide by the number of processes (3)" in bad.stderr
+    # the same run SIGKILLed (both ranks) right after its second checkpoint, then resumed: each rank's coders, optimizer
+    # and counters come back, so the weights are the uninterrupted run's bit for bit
+    (tmp_path/"worker.py").write_text(KILLING_WORKER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(tmp_path/"worker.py"), "--params",
+           str(out/"train"/"torchrun_params.yaml"), "--corpus", str(out/"data"/"tiny-qwen2"/"corpus"), "--out", str(tmp_path/"cut"),
+           "--run-name", "layers_0-1", "--mode", "modules"]
+    killed = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, KILL_AT="2"))
+    assert killed.returncode != 0 and "killed after checkpoint 2" in killed.stdout, killed.stdout[-2000:] + killed.stderr[-2000:]
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, KILL_AT="0"))
+    assert resumed.returncode == 0 and "Resuming training at step" in resumed.stdout, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    a, b = load_transcoders(run, d_model=64), load_transcoders(tmp_path/"cut"/"layers_0-1", d_model=64)
+    for l in (0, 1):
+        for k, v in a[l].state_dict().items(): assert torch.equal(v, b[l].state_dict()[k]), f"layer {l} (rank {l}) {k} differs after the resume"
+
+KILLING_WORKER = """
+import os, signal, sys
+from r1_interp.transcoders import CheckpointingTrainer
+from r1_interp.distributed import _worker
+kill_at, orig, n = int(os.environ["KILL_AT"]), CheckpointingTrainer.save, [0]
+def save(self):
+    orig(self); n[0] += 1
+    if n[0] == kill_at: print("killed after checkpoint", n[0], flush=True); os.kill(os.getpid(), signal.SIGKILL)
+CheckpointingTrainer.save = save
+_worker(sys.argv[1:])
+"""
 
 def _broken_copy(src, dst, edit):
     shutil.copytree(src, dst); edit(dst); return dst
