@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import numba
 from networkx.algorithms.triads import TRIAD_NAMES, TRICODES
-from .graph_json import AttributionGraph
+from .graph_json import AttributionGraph, require_dense_size
 
 # %% auto #0
 __all__ = ['TRIAD_LABELS', 'TRIAD_DESCRIPTIONS', 'FFL_SIGNS', 'FOUR_NODE_PATTERNS', 'triad_census_bm', 'triad_census_bits',
-           'triad_census_edges', 'triad_census_batch', 'simple_edges', 'triad_census', 'ffl_instances',
-           'signed_ffl_census', 'coherent_share_expected', 'ffl_coherence', 'quad_labels', 'quad_census',
-           'four_node_patterns_edges', 'four_node_patterns_batch', 'four_node_patterns']
+           'triad_census_edges', 'triad_census_batch', 'simple_edges', 'simple_edge_weights', 'asymmetric',
+           'triad_census', 'ffl_instances', 'signed_ffl_census', 'coherent_share_expected', 'ffl_coherence',
+           'quad_labels', 'quad_census', 'four_node_patterns_edges', 'four_node_patterns_batch', 'four_node_patterns']
 
 # %% ../nbs/41_census.ipynb #e844abf1
 TRIAD_LABELS = tuple(TRIAD_NAMES)                                  # '003', '012', ..., '300' (networkx order)
@@ -170,8 +170,28 @@ def simple_edges(g:AttributionGraph) -> tuple[np.ndarray, np.ndarray]:
     code = np.unique(g.src[keep].astype(np.int64) * g.n_nodes + g.dst[keep])
     return (code // g.n_nodes).astype(np.int64), (code % g.n_nodes).astype(np.int64)
 
+def simple_edge_weights(g:AttributionGraph, s:np.ndarray, t:np.ndarray) -> np.ndarray:
+    """Signed weight of each edge (s[i], t[i]) of `g` (the last of duplicate links, as a dense matrix filled in file
+    order holds it); O(edges) memory."""
+    n = max(g.n_nodes, 1)
+    code = (g.src.astype(np.int64) * n + g.dst)[::-1]
+    uniq, last = np.unique(code, return_index=True)          # first in reverse order = last in file order
+    q = np.asarray(s, np.int64) * n + np.asarray(t, np.int64)
+    i = np.minimum(np.searchsorted(uniq, q), max(len(uniq) - 1, 0))
+    if len(q) and not (len(uniq) and (uniq[i] == q).all()):
+        raise ValueError(f"{g.name}: asked for the weight of an edge the graph does not have")
+    return g.weight[::-1][last][i] if len(q) else np.zeros(0)
+
+def asymmetric(g:AttributionGraph, s:np.ndarray, t:np.ndarray) -> np.ndarray:
+    "For each simple edge s->t (as from `simple_edges`, sorted): True when t->s is not an edge too."
+    n = max(g.n_nodes, 1); code = s * n + t; back = t * n + s
+    i = np.minimum(np.searchsorted(code, back), max(len(code) - 1, 0))
+    return ~(code[i] == back) if len(code) else np.zeros(0, bool)
+
 def triad_census(g:AttributionGraph) -> dict[str, int]:
-    "The 16-class triad census of `g` as {MAN label: count}."
+    """The 16-class triad census of `g` as {MAN label: count}; refuses graphs above `MAX_DENSE_NODES` nodes (it holds an
+    n x n matrix)."""
+    require_dense_size(g, "the triad census")
     s, t = simple_edges(g)
     adj = np.zeros((g.n_nodes, g.n_nodes), np.bool_); adj[s, t] = True
     return dict(zip(TRIAD_LABELS, triad_census_edges(g.n_nodes, s, t, adj).tolist()))
@@ -180,11 +200,10 @@ def triad_census(g:AttributionGraph) -> dict[str, int]:
 def ffl_instances(g:AttributionGraph, top:int|None=20):
     "Feed-forward loops A->B->C with A->C, as a DataFrame (node ids, labels, layers, the three weights), strongest first."
     import pandas as pd
+    require_dense_size(g, "listing feed-forward loops")
     s, t = simple_edges(g)
     n = g.n_nodes
-    adj = np.zeros((n, n), bool); adj[s, t] = True
-    W = np.zeros((n, n)); W[g.src, g.dst] = g.weight
-    asym = adj & ~adj.T
+    asym = np.zeros((n, n), bool); keep = asymmetric(g, s, t); asym[s[keep], t[keep]] = True
     rows = []
     for a, c in zip(*np.nonzero(asym)):
         bs = np.flatnonzero(asym[a] & asym[:, c])
@@ -192,7 +211,8 @@ def ffl_instances(g:AttributionGraph, top:int|None=20):
     if not rows:
         return pd.DataFrame(columns=["A", "B", "C", "w_AB", "w_BC", "w_AC", "strength", "sign", "coherent", "label_A", "label_B", "label_C"])
     A, B, C = np.array(rows).T
-    df = pd.DataFrame(dict(A=g.node_id[A], B=g.node_id[B], C=g.node_id[C], w_AB=W[A, B], w_BC=W[B, C], w_AC=W[A, C]))
+    W = lambda x, y: simple_edge_weights(g, x, y)
+    df = pd.DataFrame(dict(A=g.node_id[A], B=g.node_id[B], C=g.node_id[C], w_AB=W(A, B), w_BC=W(B, C), w_AC=W(A, C)))
     df["strength"] = np.minimum(np.minimum(np.abs(df.w_AB), np.abs(df.w_BC)), np.abs(df.w_AC))
     df["sign"] = [("-" if x < 0 else "+") + ("-" if y < 0 else "+") + ("-" if z < 0 else "+") for x, y, z in zip(df.w_AB, df.w_BC, df.w_AC)]
     df["coherent"] = df["sign"].str.count("-") % 2 == 0
@@ -208,10 +228,8 @@ def signed_ffl_census(g:AttributionGraph) -> dict:
     from scipy import sparse
     s, t = simple_edges(g)
     n = g.n_nodes
-    adj = np.zeros((n, n), bool); adj[s, t] = True
-    W = np.zeros((n, n)); W[g.src, g.dst] = g.weight
-    keep = ~adj[t, s]                                  # asymmetric edges only, as in the census
-    s, t = s[keep], t[keep]; negative = W[s, t] < 0
+    keep = asymmetric(g, s, t)                         # asymmetric edges only, as in the census
+    s, t = s[keep], t[keep]; negative = simple_edge_weights(g, s, t) < 0
     X = {sign: sparse.csr_matrix((np.ones(int(m.sum())), (s[m], t[m])), shape=(n, n)) for sign, m in (("+", ~negative), ("-", negative))}
     counts = {}
     for ab in "+-":
@@ -232,8 +250,7 @@ def coherent_share_expected(n_edges:int, n_negative:int) -> float:
 def ffl_coherence(g:AttributionGraph, signed:dict|None=None) -> dict:
     "FFL count, coherent share, its expectation with the edge signs shuffled, and the excess (share - expectation); NaN shares without FFLs. `signed`: `signed_ffl_census(g)` if already computed."
     s, t = simple_edges(g)
-    W = np.zeros((g.n_nodes, g.n_nodes)); W[g.src, g.dst] = g.weight
-    neg = int((W[s, t] < 0).sum())
+    neg = int((simple_edge_weights(g, s, t) < 0).sum())
     sc = signed or signed_ffl_census(g); n = sc["coherent"] + sc["incoherent"]
     share = sc["coherent"] / n if n else float("nan")
     expected = coherent_share_expected(len(s), neg)
@@ -291,6 +308,8 @@ def four_node_patterns_batch(n, src, dsts):
     return out
 
 def four_node_patterns(g:AttributionGraph) -> dict[str, int]:
-    "Subgraph counts of the bi-fan and the bi-parallel in `g` (simple graph)."
+    """Subgraph counts of the bi-fan and the bi-parallel in `g` (simple graph); refuses graphs above `MAX_DENSE_NODES`
+    nodes (n x n bitsets)."""
+    require_dense_size(g, "the four-node pattern count")
     s, t = simple_edges(g)
     return dict(zip(FOUR_NODE_PATTERNS, four_node_patterns_edges(g.n_nodes, s, t).tolist()))

@@ -8,7 +8,8 @@ import json, math
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
-from .graph_json import GraphFormatError, parse_graph, graph_health, graph_files, graph_name
+from .graph_json import (GraphFormatError, parse_graph, graph_health, graph_files, graph_name, read_graph_json,
+                                  MAX_GRAPH_BYTES, _float)
 
 # %% auto #0
 __all__ = ['WEAK_ERROR_SHARE', 'WEAK_REPLACEMENT_SCORE', 'GraphCheck', 'check_graph', 'check_graphs']
@@ -42,46 +43,64 @@ class GraphCheck:
         return f"cap {self.feature_node_cap} feature nodes{of}" if self.feature_node_cap else f"no feature-node cap{of}"
     def line(self) -> str:
         "One line for the shell: verdict, file, the figures, and why when it is not ok."
-        if self.verdict == "INVALID": return f"INVALID {self.path}: {'; '.join(self.reasons)}"
+        if self.verdict == "INVALID":   # reasons name the file: said once
+            return f"INVALID {self.path}: {'; '.join(r.removeprefix(self.path + ': ') for r in self.reasons)}"
         sc = "".join(f", {k} {v:.3f}" for k, v in (("replacement", self.replacement_score), ("completeness", self.completeness_score)) if v is not None)
         if sc: sc += f" ({self.cap_text()})"
         why = f" -- {'; '.join(self.reasons)}" if self.reasons else ""
         return (f"{self.verdict} {self.path}: {self.features} features, nodes {self.nodes}, {self.links} links, "
                 f"|w| {self.min_abs_weight:.3g}..{self.max_abs_weight:.3g}, error share {self.error_weight_share:.2f}{sc}{why}")
 
-def _info_value(d, key):
-    v = ((d.get("metadata") or {}).get("info") or {}).get(key)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+def _info_number(info:dict, key:str, reasons:list|None=None, what:str=""):
+    """A number recorded in `metadata.info` (None when absent or not a number); a non-finite one is None and, given
+    `reasons`, a reason."""
+    v = info.get(key)
+    if not isinstance(v, (int, float)) or isinstance(v, bool): return None
+    x = _float(v)
+    if math.isfinite(x): return x
+    if reasons is not None: reasons.append(f"{what or key} {v!r} in metadata.info is not a finite number")
+    return None
+
+def _info_count(info:dict, key:str) -> int|None:
+    "A non-negative whole number recorded in `metadata.info` (None when absent or anything else)."
+    x = _info_number(info, key)
+    return int(x) if x is not None and x >= 0 and x.is_integer() else None
+
+def _finite_weight(l) -> bool:
+    """False only for a link whose weight is a number that is not finite (NaN, Infinity, or an integer beyond float
+    range)."""
+    w = l.get("weight")
+    return not (isinstance(w, (int, float)) and not isinstance(w, bool) and not math.isfinite(_float(w)))
 
 def check_graph(path, max_weight:float=1e4, weak_error_share:float=WEAK_ERROR_SHARE,
-                weak_replacement_score:float=WEAK_REPLACEMENT_SCORE) -> GraphCheck:
-    "Check one graph JSON file; never raises for a bad graph (the verdict says what is wrong)."
+                weak_replacement_score:float=WEAK_REPLACEMENT_SCORE, max_bytes:int|None=MAX_GRAPH_BYTES) -> GraphCheck:
+    """Check one graph JSON file (at most `max_bytes`, checked before reading); never raises for a bad file or graph (the
+    verdict says what is wrong)."""
     path = Path(path)
-    try: d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: return GraphCheck(str(path), "INVALID", [f"cannot read it as JSON ({e})"])
+    try: d = read_graph_json(path, max_bytes)
+    except GraphFormatError as e: return GraphCheck(str(path), "INVALID", [str(e)])
     reasons = []
     if isinstance(d, dict) and isinstance(d.get("links"), list):
-        def finite(l):
-            try: return math.isfinite(float(l.get("weight")))
-            except (TypeError, ValueError, AttributeError): return True   # parse_graph names other problems
-        bad = [l for l in d["links"] if isinstance(l, dict) and not finite(l)]
+        bad = sum(isinstance(l, dict) and not _finite_weight(l) for l in d["links"])
         if bad:
-            reasons.append(f"{len(bad)} link(s) with non-finite weight")
-            d = dict(d, links=[l for l in d["links"] if not (isinstance(l, dict) and not finite(l))])
+            reasons.append(f"{bad} link(s) with non-finite weight")
+            d = dict(d, links=[l for l in d["links"] if not isinstance(l, dict) or _finite_weight(l)])
     try: g = parse_graph(d, graph_name(path), path)
     except GraphFormatError as e: return GraphCheck(str(path), "INVALID", [str(e)])
     _, health = graph_health(g, max_weight)
     reasons += health
+    info = g.metadata.get("info") or {}
+    scores = {k: _info_number(info, k, reasons, k.replace("_", " ")) for k in ("replacement_score", "completeness_score")}
     w = np.abs(g.weight)
     err = g.kind[g.src] == "error" if g.n_edges else np.zeros(0, bool)
-    cap, active = _info_value(d, "max_feature_nodes"), _info_value(d, "active_features")
+    with np.errstate(invalid="ignore", over="ignore"):
+        share = float(w[err].sum() / w.sum()) if len(w) and w.sum() > 0 else math.nan
     c = GraphCheck(str(path), "DEGENERATE" if reasons else "ok", reasons,
                    nodes={k: int((g.kind == k).sum()) for k in ("feature", "error", "embedding", "logit", "other") if (g.kind == k).any()},
                    features=int((g.kind == "feature").sum()), links=g.n_edges,
                    min_abs_weight=float(w.min()) if len(w) else math.nan, max_abs_weight=float(w.max()) if len(w) else math.nan,
-                   error_weight_share=float(w[err].sum() / w.sum()) if len(w) and w.sum() > 0 else math.nan,
-                   replacement_score=_info_value(d, "replacement_score"), completeness_score=_info_value(d, "completeness_score"),
-                   feature_node_cap=int(cap) if cap else None, active_features=int(active) if active is not None else None)
+                   error_weight_share=share, feature_node_cap=_info_count(info, "max_feature_nodes") or None,
+                   active_features=_info_count(info, "active_features"), **scores)
     if c.verdict == "ok":
         if c.error_weight_share > weak_error_share:
             c.reasons.append(f"error share {c.error_weight_share:.2f} > {weak_error_share}: most of the pruned graph's weight leaves error nodes")
@@ -90,11 +109,16 @@ def check_graph(path, max_weight:float=1e4, weak_error_share:float=WEAK_ERROR_SH
         if c.reasons: c.verdict = "WEAK"
     return c
 
-def check_graphs(paths, max_weight:float=1e4, **weak) -> list[GraphCheck]:
-    "`check_graph` for every file and every *.json below every folder in `paths` (`weak`: the WEAK thresholds)."
+def check_graphs(paths, max_weight:float=1e4, max_bytes:int|None=MAX_GRAPH_BYTES, **weak) -> list[GraphCheck]:
+    """`check_graph` for every file and every *.json below every folder in `paths` (`weak`: the WEAK thresholds): one
+    verdict per file, whatever the others hold."""
     out = []
     for p in [paths] if isinstance(paths, (str, Path)) else paths:
         try: files = graph_files(p)
         except GraphFormatError as e: out.append(GraphCheck(str(p), "INVALID", [str(e)])); continue
-        out += [check_graph(f, max_weight, **weak) for f in files]
+        for f in files:
+            try: out.append(check_graph(f, max_weight, max_bytes=max_bytes, **weak))
+            except Exception as e:   # a bug, not a bad file: named with its type, and the other files are still checked
+                why = f"{f}: unexpected {type(e).__name__} while checking it ({str(e)[:300]})"
+                out.append(GraphCheck(str(f), "INVALID", [why]))
     return out

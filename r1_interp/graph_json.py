@@ -4,14 +4,17 @@
 
 # %% ../nbs/40_graph_json.ipynb #a1400045
 from __future__ import annotations
-import json, math, os
+import json, math, os, re
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['NODE_KINDS', 'TRANSFORMER_CIRCUITS_GRAPHS', 'AttributionGraph', 'GraphFormatError', 'parse_graph', 'filter_graph',
-           'graph_name', 'load_graph', 'graph_files', 'map_graphs', 'load_graph_dir', 'graph_health', 'fetch_graph']
+__all__ = ['NODE_KINDS', 'MAX_GRAPH_BYTES', 'MAX_DENSE_NODES', 'MAX_LAYER', 'MAX_CTX_IDX', 'MAX_ID_CHARS',
+           'TRANSFORMER_CIRCUITS_GRAPHS', 'AttributionGraph', 'GraphFormatError', 'GraphSizeError', 'decode_graph_json',
+           'read_graph_json', 'read_limited', 'parse_graph', 'filter_graph', 'graph_name', 'load_graph',
+           'require_dense_size', 'graph_files', 'map_graphs', 'load_graph_dir', 'graph_health', 'graph_url',
+           'fetch_graph']
 
 # %% ../nbs/40_graph_json.ipynb #3446a633
 NODE_KINDS = {"cross layer transcoder": "feature", "transcoder": "feature", "feature": "feature", "clt": "feature",
@@ -44,7 +47,8 @@ class AttributionGraph:
         return f"AttributionGraph({self.name!r}: {self.n_nodes} nodes {kinds}, {self.n_edges} edges)"
 
     def adjacency(self) -> np.ndarray:
-        "Dense boolean adjacency matrix (n x n)."
+        "Dense boolean adjacency matrix (n x n); refused (`GraphSizeError`) above `MAX_DENSE_NODES` nodes."
+        require_dense_size(self, "a dense adjacency matrix")
         a = np.zeros((self.n_nodes, self.n_nodes), dtype=bool); a[self.src, self.dst] = True
         return a
 
@@ -69,56 +73,154 @@ class AttributionGraph:
 class GraphFormatError(ValueError):
     "A graph file that is not a valid attribution graph; the message names the file and the first bad record."
 
-def _layer_value(v, where, path):
-    if v in ("E", "e", "emb", "embedding"): return -1
-    try: return int(v)
-    except (TypeError, ValueError): raise GraphFormatError(f"{path}: {where}: 'layer' should be an integer or 'E', got {v!r}") from None
+class GraphSizeError(GraphFormatError):
+    "A graph file or graph beyond a size limit, refused before the memory is spent."
+
+MAX_GRAPH_BYTES = 256 * 2**20    # decoding JSON takes about 5x the file's size in memory
+MAX_DENSE_NODES = 20_000         # an n x n boolean matrix of this many nodes takes 400 MB
+MAX_LAYER = 10_000               # no transformer has this many layers: a larger 'layer' is a corrupt file
+MAX_CTX_IDX = 2**31 - 1
+MAX_ID_CHARS = 256               # node ids are short ('18_16400899_11'); numpy stores every id at the longest one's width
+
+def _show(v) -> str:
+    "A short description of a JSON value for an error message (never the whole of a huge or deeply nested one)."
+    if isinstance(v, (list, dict)): return f"a JSON {'array' if isinstance(v, list) else 'object'} of {len(v)} item(s)"
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+def decode_graph_json(raw, where, max_bytes:int|None=MAX_GRAPH_BYTES):
+    """Decode graph JSON (bytes or text); a `GraphFormatError` naming `where` for anything that is not JSON, nested too
+    deeply or too large."""
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise GraphSizeError(f"{where}: {len(raw):,} bytes; graph files are read up to {max_bytes:,} bytes (max_bytes)")
+    try: return json.loads(raw)
+    except RecursionError: raise GraphFormatError(f"{where}: not valid JSON (nested deeper than the decoder allows)") from None
+    except MemoryError: raise GraphSizeError(f"{where}: not enough memory to decode its {len(raw):,} bytes") from None
+    except ValueError as e:   # JSONDecodeError, UnicodeDecodeError, integers of more than 4300 digits
+        raise GraphFormatError(f"{where}: not valid JSON ({str(e)[:200]})") from None
+
+def read_graph_json(path, max_bytes:int|None=MAX_GRAPH_BYTES):
+    """The decoded JSON of a graph file; its size is checked before it is read. Every failure is a `GraphFormatError`
+    naming the file."""
+    path = Path(path)
+    try:
+        if not path.exists(): raise GraphFormatError(f"{path}: no such file")
+        if not path.is_file(): raise GraphFormatError(f"{path}: not a regular file")
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise GraphSizeError(f"{path}: {size:,} bytes; graph files are read up to {max_bytes:,} bytes (max_bytes), "
+                                 f"since decoding takes about 5x that in memory")
+        with open(path, "rb") as f: raw = read_limited(f, max_bytes, size)
+    except OSError as e: raise GraphFormatError(f"{path}: cannot read it ({e.strerror or e})") from None
+    return decode_graph_json(raw, path, max_bytes)
+
+def read_limited(f, max_bytes:int|None, expected:int=0, block:int=1 << 20) -> bytes:
+    """Read a binary stream to its end or to one byte past `max_bytes`, in blocks (read(n) reserves n bytes up front);
+    `expected`: a size known to be true (a file's)."""
+    limit = math.inf if max_bytes is None else max_bytes + 1
+    parts, total = [], 0
+    n = min(expected + 1, limit) if expected else min(block, limit)
+    while total < limit:
+        b = f.read(int(n))
+        if not b: break
+        parts.append(b); total += len(b)
+        n = min(block, limit - total)
+    return b"".join(parts)
+
+def _integer(v, key, rec, where, lo, hi, names=None) -> int:
+    """A JSON integer field (an int, an integral float, or a string of digits) within [lo, hi], else a
+    `GraphFormatError`."""
+    if names and isinstance(v, str) and v in names: return names[v]
+    x = None
+    if isinstance(v, int) and not isinstance(v, bool): x = v
+    elif isinstance(v, float) and math.isfinite(v) and v.is_integer(): x = int(v)
+    elif isinstance(v, str) and len(v) <= 24 and re.fullmatch(r"\s*-?[0-9]+\s*", v): x = int(v)
+    if x is None:
+        alt = f" or {' / '.join(map(repr, names))}" if names else ""
+        raise GraphFormatError(f"{where}: {rec}: '{key}' should be an integer{alt}, got {_show(v)}")
+    if not lo <= x <= hi: raise GraphFormatError(f"{where}: {rec}: '{key}' {_show(x)} is outside {lo}..{hi:,}")
+    return x
+
+def _name(v, key, rec, where) -> str:
+    "A node id or link end: a string (or an integer) of at most `MAX_ID_CHARS` characters."
+    if isinstance(v, int) and not isinstance(v, bool): v = str(v)
+    if not isinstance(v, str): raise GraphFormatError(f"{where}: {rec}: '{key}' should be a string, got {_show(v)}")
+    if len(v) > MAX_ID_CHARS:
+        raise GraphFormatError(f"{where}: {rec}: '{key}' is {len(v):,} characters long (at most {MAX_ID_CHARS})")
+    return v
 
 def _float(v):
+    "A number or NaN (absent, null or not a number)."
+    if isinstance(v, bool): return math.nan
     try: return float(v) if v is not None else math.nan
-    except (TypeError, ValueError): return math.nan
+    except (TypeError, ValueError, OverflowError): return math.nan
+
+_LAYER_NAMES = {"E": -1, "e": -1, "emb": -1, "embedding": -1}
+
+def _object(d, key, where):
+    "d[key] as a dict ({} when absent or null), else a `GraphFormatError`."
+    v = d.get(key)
+    if v is None: return {}
+    if not isinstance(v, dict): raise GraphFormatError(f"{where}: '{key}' should be a JSON object, got {_show(v)}")
+    return v
 
 def parse_graph(d:dict, name:str="graph", path=None, weight_threshold:float=0.0, keep_errors:bool=True,
                 top_k_edges:int|None=None) -> AttributionGraph:
-    "Check a decoded graph JSON object and build an `AttributionGraph` (see `load_graph` for the options)."
+    """Check a decoded graph JSON object and build an `AttributionGraph` (see `load_graph` for the options); every
+    problem is a `GraphFormatError`."""
     where = path or name
-    if not isinstance(d, dict): raise GraphFormatError(f"{where}: expected a JSON object with 'nodes' and 'links', got {type(d).__name__}")
+    if not isinstance(d, dict):
+        raise GraphFormatError(f"{where}: expected a JSON object with 'nodes' and 'links', got {_show(d)}")
     for k in ("nodes", "links"):
-        if not isinstance(d.get(k), list): raise GraphFormatError(f"{where}: missing key '{k}' (a list)")
+        if not isinstance(d.get(k), list): raise GraphFormatError(f"{where}: missing key '{k}' (a list)" if k not in d else
+                                                                 f"{where}: '{k}' should be a list, got {_show(d[k])}")
+    meta = _object(d, "metadata", where)
+    _object(meta, "info", f"{where}: metadata")
     nodes, links = d["nodes"], d["links"]
     index, cols = {}, dict(node_id=[], kind=[], layer=[], pos=[], feature=[], label=[], activation=[], influence=[])
     for i, n in enumerate(nodes):
-        rec = f"node {i}" + (f" ({n.get('node_id')!r})" if isinstance(n, dict) and "node_id" in n else "")
-        if not isinstance(n, dict): raise GraphFormatError(f"{where}: {rec}: expected an object")
+        if not isinstance(n, dict): raise GraphFormatError(f"{where}: node {i}: expected an object, got {_show(n)}")
+        rec = f"node {i}" + (f" ({_show(n['node_id'])})" if "node_id" in n else "")
         for k in ("node_id", "feature_type", "layer", "ctx_idx"):
             if k not in n: raise GraphFormatError(f"{where}: {rec}: missing key '{k}'")
-        nid = str(n["node_id"])
+        nid = _name(n["node_id"], "node_id", rec, where)
         if nid in index: raise GraphFormatError(f"{where}: {rec}: duplicate node_id {nid!r} (first at node {index[nid]})")
         index[nid] = i
-        cols["node_id"].append(nid); cols["kind"].append(NODE_KINDS.get(str(n["feature_type"]).lower(), "other"))
-        cols["layer"].append(_layer_value(n["layer"], rec, where))
-        try: cols["pos"].append(int(n["ctx_idx"]))
-        except (TypeError, ValueError): raise GraphFormatError(f"{where}: {rec}: 'ctx_idx' should be an integer, got {n['ctx_idx']!r}") from None
-        f = n.get("feature"); cols["feature"].append(int(f) if isinstance(f, (int, float)) and not isinstance(f, bool) and f == f else -1)
-        cols["label"].append(str(n.get("clerp") or n.get("label") or ""))
+        if not isinstance(n["feature_type"], str):
+            raise GraphFormatError(f"{where}: {rec}: 'feature_type' should be a string, got {_show(n['feature_type'])}")
+        cols["node_id"].append(nid); cols["kind"].append(NODE_KINDS.get(n["feature_type"].lower(), "other"))
+        cols["layer"].append(_integer(n["layer"], "layer", rec, where, -1, MAX_LAYER, _LAYER_NAMES))
+        cols["pos"].append(_integer(n["ctx_idx"], "ctx_idx", rec, where, 0, MAX_CTX_IDX))
+        f = n.get("feature")
+        cols["feature"].append(-1 if f is None else _integer(f, "feature", rec, where, -2**63, 2**63 - 1))
+        lab = n.get("clerp") or n.get("label") or ""
+        if isinstance(lab, (list, dict, bool)):
+            raise GraphFormatError(f"{where}: {rec}: 'clerp' / 'label' should be text, got {_show(lab)}")
+        cols["label"].append(str(lab))
         cols["activation"].append(_float(n.get("activation"))); cols["influence"].append(_float(n.get("influence")))
     src, dst, w = np.empty(len(links), np.int32), np.empty(len(links), np.int32), np.empty(len(links), np.float64)
     for j, l in enumerate(links):
-        if not isinstance(l, dict): raise GraphFormatError(f"{where}: link {j}: expected an object")
+        if not isinstance(l, dict): raise GraphFormatError(f"{where}: link {j}: expected an object, got {_show(l)}")
         for k in ("source", "target", "weight"):
             if k not in l: raise GraphFormatError(f"{where}: link {j}: missing key '{k}'")
-        s, t = index.get(str(l["source"])), index.get(str(l["target"]))
-        if s is None: raise GraphFormatError(f"{where}: link {j}: source {l['source']!r} is not a node id (dangling link)")
-        if t is None: raise GraphFormatError(f"{where}: link {j}: target {l['target']!r} is not a node id (dangling link)")
+        s = index.get(_name(l["source"], "source", f"link {j}", where))
+        t = index.get(_name(l["target"], "target", f"link {j}", where))
+        if s is None: raise GraphFormatError(f"{where}: link {j}: source {_show(l['source'])} is not a node id (dangling link)")
+        if t is None: raise GraphFormatError(f"{where}: link {j}: target {_show(l['target'])} is not a node id (dangling link)")
         wj = _float(l["weight"])
-        if not math.isfinite(wj): raise GraphFormatError(f"{where}: link {j} ({l['source']} -> {l['target']}): weight {l['weight']!r} is not a finite number")
+        if not math.isfinite(wj):
+            raise GraphFormatError(f"{where}: link {j} ({l['source']} -> {l['target']}): "
+                                   f"weight {_show(l['weight'])} is not a finite number")
         src[j], dst[j], w[j] = s, t, wj
-    arr = {k: np.asarray(v) for k, v in cols.items()}
-    arr["layer"] = arr["layer"].astype(np.int64)
+    arr = dict(label=np.asarray(cols["label"], dtype=object),   # object: one long label must not widen every row to its length
+               node_id=np.asarray(cols["node_id"], dtype=f"<U{max(1, max(map(len, cols['node_id']), default=1))}"),
+               kind=np.asarray(cols["kind"], dtype="<U9"),
+               **{k: np.asarray(cols[k], dtype=np.int64) for k in ("layer", "pos", "feature")},
+               **{k: np.asarray(cols[k], dtype=np.float64) for k in ("activation", "influence")})
     is_logit = arr["kind"] == "logit"
     if is_logit.any():   # logits sit one past the deepest non-logit node, whatever the file numbers them
         arr["layer"][is_logit] = max(int(arr["layer"][~is_logit].max(initial=-1)) + 1, int(arr["layer"][is_logit].max()))
-    g = AttributionGraph(name=name, src=src, dst=dst, weight=w, metadata=d.get("metadata") or {}, path=str(path) if path else None,
+    g = AttributionGraph(name=name, src=src, dst=dst, weight=w, metadata=meta, path=str(path) if path else None,
                          **{k: arr[k] for k in ("node_id", "kind", "layer", "pos", "feature", "label", "activation", "influence")})
     return filter_graph(g, weight_threshold, keep_errors, top_k_edges)
 
@@ -136,13 +238,20 @@ def filter_graph(g:AttributionGraph, weight_threshold:float=0.0, keep_errors:boo
 
 def graph_name(path) -> str: return Path(path).name.removesuffix(".json")
 
-def load_graph(path, weight_threshold:float=0.0, keep_errors:bool=False, top_k_edges:int|None=None) -> AttributionGraph:
-    "Load a Neuronpedia-format graph JSON file. Error nodes are dropped by default (their edges go with them)."
-    path = Path(path)
-    try: d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError: raise GraphFormatError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise GraphFormatError(f"{path}: not valid JSON ({e})") from None
-    return parse_graph(d, graph_name(path), path, weight_threshold, keep_errors, top_k_edges)
+def load_graph(path, weight_threshold:float=0.0, keep_errors:bool=False, top_k_edges:int|None=None,
+               max_bytes:int|None=MAX_GRAPH_BYTES) -> AttributionGraph:
+    """Load a Neuronpedia-format graph JSON file (at most `max_bytes`, checked before reading). Error nodes are dropped
+    by default (their edges go with them)."""
+    d = read_graph_json(path, max_bytes)
+    return parse_graph(d, graph_name(path), Path(path), weight_threshold, keep_errors, top_k_edges)
+
+def require_dense_size(g:AttributionGraph, what:str="this analysis", limit:int|None=None):
+    """Refuse (`GraphSizeError`) a graph with more nodes than an analysis that holds n x n matrices can take
+    (`MAX_DENSE_NODES`)."""
+    limit = MAX_DENSE_NODES if limit is None else limit
+    if g.n_nodes > limit:
+        raise GraphSizeError(f"{g.path or g.name}: {g.n_nodes:,} nodes; {what} takes at most {limit:,} (an n x n matrix of this graph "
+                             f"would take {g.n_nodes**2 / 2**30:.1f} GiB): prune the graph to fewer feature nodes first")
 
 # %% ../nbs/40_graph_json.ipynb #2dd36df1
 def graph_files(paths) -> list[Path]:
@@ -151,33 +260,51 @@ def graph_files(paths) -> list[Path]:
     for p in [paths] if isinstance(paths, (str, Path)) else paths:
         p = Path(p)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*.json") if f.name != "graph-metadata.json")   # a viewer's index, not a graph
+            # a viewer's index (graph-metadata.json) is not a graph, nor is a folder whose name ends in .json
+            found = sorted(f for f in p.rglob("*.json") if f.name != "graph-metadata.json" and not f.is_dir())
             if not found: raise GraphFormatError(f"{p}: no graph files (*.json) in this folder")
             out += found
         else: out.append(p)
     return out
 
+@dataclass
+class _Failed:
+    "What a worker sends back instead of a result: the file's error as text (always picklable)."
+    message: str
+
+def _safe(fn, f, kw):
+    "fn(f, **kw), or `_Failed` with the reason: a bad file is an error for that file, never for the folder."
+    try: return fn(f, **kw)
+    except (GraphFormatError, OSError) as e: return _Failed(str(e))
+    except RecursionError: return _Failed(f"{f}: nested too deeply to analyse")
+    except MemoryError: return _Failed(f"{f}: out of memory while analysing it")
+    except Exception as e:   # a bug, not a bad file: named with its type so it is reported, and the other files still run
+        return _Failed(f"{f}: unexpected {type(e).__name__} ({str(e)[:300]})")
+
 def map_graphs(fn, paths, workers:int=1, **kw) -> tuple[list, list[tuple[str, str]]]:
-    "Apply `fn(path, **kw)` to every graph file; returns (results in file order, [(file, error message)])."
+    """Apply `fn(path, **kw)` to every graph file; returns (results in file order, [(file, error message)]). Never raises
+    for a file."""
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
     import multiprocessing as mp
     files, results, errors = [], [], []
     for p in [paths] if isinstance(paths, (str, Path)) else paths:
         try: files += graph_files(p)
         except GraphFormatError as e: errors.append((str(p), str(e)))
-    def call(res_or_exc, f, results, errors):
-        if isinstance(res_or_exc, Exception): errors.append((str(f), str(res_or_exc)))
-        else: results.append(res_or_exc)
+    def call(r, f):
+        if isinstance(r, _Failed): errors.append((str(f), r.message))
+        else: results.append(r)
     if workers <= 1 or len(files) <= 1:
-        for f in files: call(_safe(fn, f, kw), f, results, errors)
+        for f in files: call(_safe(fn, f, kw), f)
     else:
         with ProcessPoolExecutor(min(workers, len(files)), mp_context=mp.get_context("spawn")) as pool:
-            for f, r in zip(files, pool.map(_safe, [fn]*len(files), files, [kw]*len(files))): call(r, f, results, errors)
+            futures = [pool.submit(_safe, fn, f, kw) for f in files]
+            for f, fut in zip(files, futures):
+                try: r = fut.result()
+                except BrokenProcessPool:
+                    r = _Failed(f"{f}: its worker process died (killed, perhaps for memory) before finishing")
+                call(r, f)
     return results, errors
-
-def _safe(fn, f, kw):
-    try: return fn(f, **kw)
-    except (GraphFormatError, ValueError, OSError) as e: return e
 
 def load_graph_dir(folder, **kw) -> tuple[list[AttributionGraph], list[tuple[str, str]]]:
     "Every graph in `folder`; bad files are returned with their errors, never raised."
@@ -194,20 +321,69 @@ def graph_health(g:AttributionGraph, max_weight:float=1e4) -> tuple[str, list[st
 
 # %% ../nbs/40_graph_json.ipynb #91f8aa54
 TRANSFORMER_CIRCUITS_GRAPHS = "https://transformer-circuits.pub/2025/attribution-graphs/graph_data"
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")   # no '.', '..', '/', '%', '?', '#', '\' or ':' anywhere it matters
 
-def fetch_graph(url_or_slug:str, dest_dir, base_url:str=TRANSFORMER_CIRCUITS_GRAPHS, timeout:float=30.0) -> Path:
-    "Download a graph JSON (URL, or slug under `base_url`) into `dest_dir` after checking it; returns the file path."
+def _http_url(url:str, what:str):
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise GraphFormatError(f"{url}: {what} must be an http:// or https:// URL (got scheme {parts.scheme or 'none'!r})")
+    return parts
+
+def graph_url(url_or_slug:str, base_url:str=TRANSFORMER_CIRCUITS_GRAPHS) -> tuple[str, str]:
+    """(URL, local file name) of a graph to fetch: an http(s) URL, or a slug (segments of letters, digits, '.', '_', '-'
+    joined by '/') that stays under `base_url`."""
+    from urllib.parse import unquote
+    first = url_or_slug.split("/", 1)[0]
+    if "://" in url_or_slug or ":" in first:          # a URL (file:/..., C:\... included), never a slug
+        parts = _http_url(url_or_slug, "a graph URL")
+        url, last = url_or_slug, unquote(parts.path.rstrip("/").rsplit("/", 1)[-1])
+    else:
+        _http_url(base_url, "the base URL")
+        segs = url_or_slug.split("/")
+        if not all(_SEGMENT.fullmatch(s) for s in segs):
+            raise GraphFormatError(f"slug {url_or_slug!r}: a slug is one or more segments of letters, digits, '.', '_' and '-' joined "
+                                   f"by '/', none starting with '.' (so it stays under {base_url})")
+        url, last = f"{base_url.rstrip('/')}/{url_or_slug.removesuffix('.json')}.json", segs[-1]
+    name = graph_name(last)
+    if not _SEGMENT.fullmatch(name):
+        raise GraphFormatError(f"{url}: cannot name a local file after {last!r} (letters, digits, '.', '_', '-')")
+    return url, name
+
+def _http_opener():
+    "A urllib opener that speaks only http and https, redirects included."
     import urllib.request, urllib.error
+    from urllib.parse import urlsplit
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if urlsplit(newurl).scheme.lower() not in ("http", "https"):
+                why = f"redirect to a non-http(s) URL refused ({newurl})"
+                raise urllib.error.HTTPError(req.full_url, code, why, headers, fp)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+    opener = urllib.request.OpenerDirector()
+    u = urllib.request
+    for h in (u.ProxyHandler(), u.UnknownHandler(), u.HTTPHandler(), u.HTTPSHandler(), u.HTTPDefaultErrorHandler(), Redirects(),
+              u.HTTPErrorProcessor()): opener.add_handler(h)
+    return opener
+
+def fetch_graph(url_or_slug:str, dest_dir, base_url:str=TRANSFORMER_CIRCUITS_GRAPHS, timeout:float=30.0,
+                max_bytes:int|None=MAX_GRAPH_BYTES) -> Path:
+    """Download a graph JSON (http(s) URL, or slug under `base_url`) of at most `max_bytes` into `dest_dir` after
+    checking it; returns the file path."""
+    import urllib.error, http.client
     from r1_interp.config import atomic_write_text
-    url = url_or_slug if "://" in url_or_slug else f"{base_url.rstrip('/')}/{url_or_slug.removesuffix('.json')}.json"
-    name = graph_name(url.split("?")[0].rstrip("/").split("/")[-1])
+    url, name = graph_url(url_or_slug, base_url)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r: body = r.read()
+        with _http_opener().open(url, timeout=timeout) as r: body = read_limited(r, max_bytes)
     except urllib.error.HTTPError as e: raise OSError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, TimeoutError) as e: raise OSError(f"{url}: cannot download ({getattr(e, 'reason', e)})") from None
-    try: d = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise GraphFormatError(f"{url}: not valid JSON ({e})") from None
-    parse_graph(d, name, url)
+    except urllib.error.URLError as e: raise OSError(f"{url}: cannot download ({e.reason})") from None
+    except (http.client.HTTPException, ValueError, OSError) as e:
+        raise OSError(f"{url}: cannot download ({type(e).__name__}: {e})") from None
+    if max_bytes is not None and len(body) > max_bytes:
+        raise GraphSizeError(f"{url}: more than {max_bytes:,} bytes (max_bytes): not kept")
+    try: text = body.decode("utf-8")
+    except UnicodeDecodeError as e: raise GraphFormatError(f"{url}: not UTF-8 text ({e})") from None
+    parse_graph(decode_graph_json(text, url, max_bytes), name, url)
     dest = Path(dest_dir)/f"{name}.json"
-    atomic_write_text(dest, body.decode("utf-8"))
+    atomic_write_text(dest, text)
     return dest

@@ -10,7 +10,8 @@ from itertools import combinations
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .graph_json import AttributionGraph, load_graph, graph_health, map_graphs, graph_files, graph_name, GraphFormatError
+from .graph_json import (AttributionGraph, load_graph, filter_graph, graph_health, map_graphs, graph_files, graph_name,
+                                  GraphFormatError, require_dense_size)
 from .census import triad_census, signed_ffl_census, ffl_coherence
 from .nulls import motif_significance, null_significance, CONNECTED_TRIADS, NullModelError
 
@@ -110,6 +111,7 @@ def graph_digest(g:AttributionGraph) -> str:
 def graph_motifs(g:AttributionGraph, null_model:str="layered", n_random:int=1000, seed:int=0, swaps_per_edge:float|None=None,
                  profile_view:bool=True, health:tuple|None=None, digest:str|None=None, path:str="") -> GraphMotifs:
     "Census, signed FFLs, statistics against `null_model` and (`profile_view`) the configuration-null profile of a loaded graph. `health`: `graph_health` of the unfiltered graph (default: of `g`)."
+    require_dense_size(g, "motif analysis")   # before any n x n matrix: a GraphSizeError naming the graph
     verdict, reasons = health or graph_health(g)
     signed = signed_ffl_census(g)
     r = GraphMotifs(g.name, path, graph_category(g), g.n_nodes, g.n_edges, verdict, reasons, triad_census(g),
@@ -132,9 +134,11 @@ def graph_motifs(g:AttributionGraph, null_model:str="layered", n_random:int=1000
 
 def analyse_graph(path, null_model:str="layered", n_random:int=1000, seed:int=0, swaps_per_edge:float|None=None,
                   weight_threshold:float=0.0, keep_errors:bool=False, max_weight:float=1e4, profile_view:bool=True) -> GraphMotifs:
-    "Load a graph file and analyse it (`graph_motifs`); its health is judged on the file as written, error nodes included."
-    g = load_graph(path, weight_threshold=weight_threshold, keep_errors=keep_errors)
-    return graph_motifs(g, null_model, n_random, seed, swaps_per_edge, profile_view, graph_health(load_graph(path, keep_errors=True), max_weight=max_weight),
+    """Load a graph file and analyse it (`graph_motifs`); its health is judged on the file as written, error nodes
+    included. A bad or too large file is a `GraphFormatError` naming it."""
+    full = load_graph(path, keep_errors=True)
+    g = filter_graph(full, weight_threshold, keep_errors)
+    return graph_motifs(g, null_model, n_random, seed, swaps_per_edge, profile_view, graph_health(full, max_weight=max_weight),
                         file_digest(path), str(path))
 
 # %% ../nbs/43_motif_compare.ipynb #175a8673
@@ -148,8 +152,10 @@ def analyse_folders(groups:dict[str, str|Path], workers:int=2, **kw) -> tuple[pd
         except GraphFormatError as e: errors.append((str(folder), f"group '{name}': {e}"))
     digest, first = {}, {}
     for name, f in files:
+        if not f.is_file():   # a FIFO would block the hashing below; a missing file is named too
+            errors.append((str(f), f"{f}: {'not a regular file' if f.exists() else 'no such file'}")); continue
         try: digest[f] = file_digest(f)
-        except OSError as e: errors.append((str(f), f"{f}: {e}")); continue
+        except OSError as e: errors.append((str(f), f"{f}: cannot read it ({e.strerror or e})")); continue
         first.setdefault(digest[f], (name, f))
     res, err = map_graphs(analyse_graph, [f for _, f in first.values()], workers=workers, **kw)
     errors += err
@@ -502,8 +508,10 @@ def motif_report(path, null_model:str="layered", n_random:int=1000, seed:int=0, 
     "Census and significance of one graph file as a plain dict: graph, labels, counts, z, sp, p_upper, p_lower, ..."
     from r1_interp.census import TRIAD_LABELS
     from r1_interp.nulls import quad_significance
-    g = load_graph(path, weight_threshold=weight_threshold, keep_errors=keep_errors)
-    verdict, reasons = graph_health(load_graph(path, keep_errors=True))
+    full = load_graph(path, keep_errors=True)
+    g = filter_graph(full, weight_threshold, keep_errors)
+    require_dense_size(g, "motif analysis")   # before any n x n matrix: a GraphSizeError naming the file
+    verdict, reasons = graph_health(full)
     out = dict(graph=g.name, path=str(path), nodes=g.n_nodes, edges=g.n_edges, health=verdict, health_reasons=reasons,
                null=null_model, n_random=n_random, seed=seed, size=size)
     try:

@@ -8,13 +8,15 @@ import math
 from dataclasses import dataclass, field
 import numpy as np
 import numba
-from .graph_json import AttributionGraph
+from contextlib import contextmanager
+from .graph_json import AttributionGraph, MAX_DENSE_NODES
 from .census import TRIAD_LABELS, triad_census_batch, simple_edges, FOUR_NODE_PATTERNS, four_node_patterns_batch
 
 # %% auto #0
-__all__ = ['CONFIGURATION', 'LAYERED', 'NULL_MODELS', 'MAX_NODES', 'DEFAULT_SWAPS', 'CONNECTED_TRIADS', 'NullModelError',
-           'dag_layers', 'sample_seeds', 'null_counts', 'null_censuses', 'mixing_diagnostics', 'MotifSignificance',
-           'motif_significance', 'null_significance', 'null_graphs', 'layer_pair_degrees', 'quad_significance']
+__all__ = ['CONFIGURATION', 'LAYERED', 'NULL_MODELS', 'MAX_NODES', 'NULL_MEMORY', 'DEFAULT_SWAPS', 'CONNECTED_TRIADS',
+           'NullModelError', 'dag_layers', 'sample_seeds', 'bounded_threads', 'null_counts', 'null_censuses',
+           'mixing_diagnostics', 'MotifSignificance', 'motif_significance', 'null_significance', 'null_graphs',
+           'layer_pair_degrees', 'quad_significance']
 
 # %% ../nbs/42_nulls.ipynb #8edfb2fe
 class NullModelError(ValueError): pass
@@ -102,6 +104,9 @@ def _advance(n, src, dsts, block_start, block_size, edge_block, n_attempts, mode
 def _prepare(g:AttributionGraph, null_model:str):
     "Simple edges sorted into swap blocks: one block for the configuration null, one per (source layer, target layer) for the layered null."
     if null_model not in NULL_MODELS: raise NullModelError(f"null model {null_model!r}: expected one of {', '.join(NULL_MODELS)}")
+    if g.n_nodes > MAX_NODES:
+        raise NullModelError(f"{g.name}: {g.n_nodes:,} nodes; null models take at most {MAX_NODES:,} (each sample holds an "
+                             f"n x n matrix): prune the graph first")
     s, t = simple_edges(g)
     if len(s) < 2: raise NullModelError(f"{g.name}: {len(s)} edge(s): nothing to randomise")
     if null_model == "layered":
@@ -117,22 +122,33 @@ def sample_seeds(seed:int, k:int) -> np.ndarray:
     "Independent per-sample 64-bit seeds derived from one master seed."
     return np.random.SeedSequence(seed).generate_state(k, dtype=np.uint64)
 
-MAX_NODES = 20_000   # each sample thread holds an n x n adjacency: 400 MB at this size
+MAX_NODES = MAX_DENSE_NODES   # each sample thread holds an n x n adjacency: 400 MB at this size
+NULL_MEMORY = 2 * 2**30       # bytes the sampling threads' n x n matrices may take together
+
+@contextmanager
+def bounded_threads(n:int):
+    """Run numba's parallel sampling on as many threads as have room for their own n x n adjacency and n x n/64 bitsets
+    within `NULL_MEMORY` (at least one)."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(int(max(1, min(before, NULL_MEMORY // max(1, int(1.25 * n * n))))))
+    try: yield numba.get_num_threads()
+    finally: numba.set_num_threads(before)
 
 def null_counts(g:AttributionGraph, null_model:str="layered", n_random:int=1000, swaps_per_edge:float|None=None,
                 seed:int=0, chunk:int=256, patterns:bool=True) -> tuple[np.ndarray, np.ndarray|None, float]:
     "Triad censuses (n_random x 16) and, with `patterns`, bi-fan/bi-parallel counts (n_random x 2) of randomised copies of `g`; and the swap acceptance rate."
     swaps_per_edge = DEFAULT_SWAPS[null_model] if swaps_per_edge is None else swaps_per_edge
-    if g.n_nodes > MAX_NODES: raise NullModelError(f"{g.name}: {g.n_nodes} nodes; null models take at most {MAX_NODES} (prune the graph or raise the weight threshold)")
     s, t, bs, bz, eb = _prepare(g, null_model)
+    chunk = max(1, min(chunk, 2**28 // max(1, 8 * len(s))))   # at most 256 MB of rewired targets at a time
     attempts = int(math.ceil(swaps_per_edge * len(s)))
     seeds = sample_seeds(seed, n_random)
     out, acc = np.zeros((n_random, 16), np.int64), 0
     pat = np.zeros((n_random, len(FOUR_NODE_PATTERNS)), np.int64) if patterns else None
-    for i in range(0, n_random, chunk):   # bounded memory: chunk x E rewired targets at a time
-        dsts, a = _randomise(g.n_nodes, s, t, bs, bz, eb, attempts, NULL_MODELS[null_model], seeds[i:i+chunk])
-        out[i:i+chunk] = triad_census_batch(g.n_nodes, s, dsts); acc += int(a.sum())
-        if patterns: pat[i:i+chunk] = four_node_patterns_batch(g.n_nodes, s, dsts)
+    with bounded_threads(g.n_nodes):
+        for i in range(0, n_random, chunk):   # bounded memory: chunk x E rewired targets at a time
+            dsts, a = _randomise(g.n_nodes, s, t, bs, bz, eb, attempts, NULL_MODELS[null_model], seeds[i:i+chunk])
+            out[i:i+chunk] = triad_census_batch(g.n_nodes, s, dsts); acc += int(a.sum())
+            if patterns: pat[i:i+chunk] = four_node_patterns_batch(g.n_nodes, s, dsts)
     return out, pat, acc / max(1, attempts * n_random)
 
 def null_censuses(g:AttributionGraph, null_model:str="layered", n_random:int=1000, swaps_per_edge:float|None=None,
@@ -153,8 +169,10 @@ def mixing_diagnostics(g:AttributionGraph, null_model:str="layered", checkpoints
     idx = [TRIAD_LABELS.index(m) for m in motifs]
     rows = []
     for j, (c, seg) in enumerate(zip(checkpoints, segments)):
-        acc = _advance(g.n_nodes, s, dsts, bs, bz, eb, int(seg), NULL_MODELS[null_model], sample_seeds(seed + 7919 * (j + 1), n_chains))
-        cen = triad_census_batch(g.n_nodes, s, dsts)
+        with bounded_threads(g.n_nodes):
+            acc = _advance(g.n_nodes, s, dsts, bs, bz, eb, int(seg), NULL_MODELS[null_model],
+                           sample_seeds(seed + 7919 * (j + 1), n_chains))
+            cen = triad_census_batch(g.n_nodes, s, dsts)
         r = dict(swaps_per_edge=c, acceptance=acc.sum() / (seg * n_chains) if seg else np.nan)
         for m, i in zip(motifs, idx): r[m] = cen[:, i].mean(); r[f"{m} sd"] = cen[:, i].std()
         rows.append(r)
@@ -257,7 +275,9 @@ def null_graphs(g:AttributionGraph, null_model:str="layered", n_random:int=10, s
     "`n_random` randomised edge lists of `g` as a list of (src, dst) arrays."
     swaps = DEFAULT_SWAPS[null_model] if swaps_per_edge is None else swaps_per_edge
     s, t, bs, bz, eb = _prepare(g, null_model)
-    dsts, _ = _randomise(g.n_nodes, s, t, bs, bz, eb, int(math.ceil(swaps * len(s))), NULL_MODELS[null_model], sample_seeds(seed, n_random))
+    with bounded_threads(g.n_nodes):
+        dsts, _ = _randomise(g.n_nodes, s, t, bs, bz, eb, int(math.ceil(swaps * len(s))), NULL_MODELS[null_model],
+                             sample_seeds(seed, n_random))
     return [(s.copy(), d) for d in dsts]
 
 def layer_pair_degrees(n, src, dst, layer) -> tuple[dict, dict]:
