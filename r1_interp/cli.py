@@ -4,39 +4,63 @@
 
 # %% ../nbs/99_cli.ipynb #90148792
 from __future__ import annotations
-import argparse, sys
+import argparse, dataclasses, sys, typing
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['checked', 'main']
 
 # %% ../nbs/99_cli.ipynb #5b813304
+def checked(tp=int, lo=None, hi=None, setting=None):
+    """An argparse `type=` that reads the option's text as `tp` (int or float) and rejects NaN, infinities and values
+    outside `lo`..`hi`; with `setting=(SettingsClass, key)` it is that params key's own check (type, range, choices)."""
+    from r1_interp.config import ConfigError, check_value, check_setting
+    if setting is not None:
+        cls, key = setting
+        hint = typing.get_type_hints(cls)[key]
+        tp = next(t for t in (int, float) if t is hint or t in typing.get_args(hint))
+        f = next(f for f in dataclasses.fields(cls) if f.name == key)
+        lo, hi, check = f.metadata.get("lo"), f.metadata.get("hi"), lambda v: check_setting(cls, key, v)
+    else: check = lambda v: check_value("option", v, tp, lo=lo, hi=hi)
+    def parse(text:str):
+        try: v = tp(text)
+        except ValueError: v = text          # the check below says what was expected
+        try: return check(v)
+        except ConfigError as e:     # (a command line cannot say null: the option's absence does)
+            raise argparse.ArgumentTypeError(f"expected {e.expected.replace(' or null', '')}, got {text!r}") from None
+    parse.__name__, parse.tp, parse.lo, parse.hi = tp.__name__, tp, lo, hi
+    return parse
+
 def _layer_list(text:str) -> tuple:
-    "'0,1,5-7' as (0, 1, 5, 6, 7)."
+    "'0,1,5-7' as (0, 1, 5, 6, 7); a part that is not a number or a range, or a range that runs backwards (1-0), is an error quoting `text`."
     out = []
-    try:
-        for part in text.split(","):
-            a, _, b = part.strip().partition("-")
-            out += list(range(int(a), int(b) + 1)) if b else [int(a)]
-    except ValueError: raise argparse.ArgumentTypeError(f"--layers {text!r}: expected layer numbers and ranges such as 0,1,5-7") from None
+    for part in text.split(","):
+        a, dash, b = part.strip().partition("-")
+        try: first, last = int(a), int(b) if dash else int(a)
+        except ValueError: raise argparse.ArgumentTypeError(f"{text!r}: expected layer numbers and ranges such as 0,1,5-7") from None
+        if last < first: raise argparse.ArgumentTypeError(f"{text!r}: the range {part.strip()} is empty (expected FIRST-LAST with FIRST <= LAST, such as 5-7)")
+        out += range(first, last + 1)
     return tuple(out)
 
 def _parser():
+    from r1_interp.config import CorpusConfig, GraphConfig, MotifConfig, CompareConfig
     p = argparse.ArgumentParser(prog="r1-interp", description="Interpretability pipeline for DeepSeek-R1-Distill-Qwen-1.5B (and a CPU-sized default).")
     sub = p.add_subparsers(dest="command", required=True)
     def common(s):
         s.add_argument("--preset", default="demo", help="params/<preset>/ to use (default: demo)")
         s.add_argument("--root", default=None, help="project folder with params/ and nbs/pipelines/ (default: found from cwd)")
         s.add_argument("--outputs", default=None, help="output folder (default: <root>/outputs/<preset>)")
-        s.add_argument("--workers", type=int, default=1, help="notebooks run in parallel")
+        s.add_argument("--workers", type=checked(int, 1), default=1, help="notebooks run in parallel")
         s.add_argument("--force", nargs="?", const=True, default=False, metavar="PHASE", help="rerun notebooks even if complete: all, or PHASE and every later phase")
         s.add_argument("--model", default=None, help="override the preset's model (registry name, hub id or folder)")
         s.add_argument("--corpus", default=None, help="override the corpus ('demo', a local file/folder, or hf:NAME)")
-        s.add_argument("--max-tokens", type=int, default=None, dest="max_tokens", help="override the corpus size in tokens")
+        s.add_argument("--max-tokens", type=checked(setting=(CorpusConfig, "max_tokens")), default=None, dest="max_tokens", help="override the corpus size in tokens")
         s.add_argument("--all-prompts", action="store_const", const=True, default=None, dest="all_prompts", help="graphs for all 24 benchmark prompts, not the preset's per-category sample")
         s.add_argument("--layers", type=_layer_list, default=None, help="only these layers in the per-layer phases (train, collect, label), e.g. 0,1,5-7")
         s.add_argument("--labeller", default=None, choices=["auto", "claude", "heuristic"], help="feature labeller (default: the preset's; auto = Claude when ANTHROPIC_API_KEY is set)")
         s.add_argument("--batch", action="store_const", const=True, default=None, help="label through the Message Batches API (half price, asynchronous)")
+        s.add_argument("--wait", type=checked(float, 0.0), default=0.0, metavar="SECONDS",
+                       help="if another r1-interp run holds the outputs folder, wait up to this long for it instead of refusing (default 0)")
     common(sub.add_parser("prepare", help="load/convert the model, check its tokenizer, tokenise the corpus"))
     r = sub.add_parser("run", help="run the preset's phases in order")
     common(r)
@@ -46,22 +70,22 @@ def _parser():
     r.add_argument("--phase", action="append", default=None, help="a phase to run (repeatable; default: every phase with a params file)")
     t = sub.add_parser("train", help="train the preset's transcoders over N processes with torchrun (prints the command it runs)")
     common(t)
-    t.add_argument("--nproc", type=int, required=True, help="processes (GPUs; gloo processes on CPU)")
+    t.add_argument("--nproc", type=checked(int, 1), required=True, help="processes (GPUs; gloo processes on CPU)")
     t.add_argument("--mode", default="modules", choices=["modules", "ddp"], help="modules: each rank its own layers (default); ddp: data parallel")
     t.add_argument("--dry-run", action="store_true", dest="dry_run", help="print the command(s) without running them")
     m = sub.add_parser("motifs", help="motif census, Z-scores and significance profiles of graph JSON files or folders; `motifs compare DIR_A DIR_B`: compare two folders")
     m.add_argument("paths", nargs="+", help="graph JSON files or folders of them; or the word compare and two folders")
     m.add_argument("--null", default="layered", choices=["configuration", "layered"], help="null model (default: layered)")
-    m.add_argument("--n-random", type=int, default=1000, dest="n_random", help="random graphs per graph (default 1000)")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--size", type=int, default=3, choices=[3, 4], help="3: triads (MAN labels); 4: four-node classes")
-    m.add_argument("--swaps-per-edge", type=float, default=None, dest="swaps_per_edge", help="swap attempts per edge (default: the null's)")
-    m.add_argument("--weight-threshold", type=float, default=0.0, dest="weight_threshold", help="drop edges with |weight| below this")
+    m.add_argument("--n-random", type=checked(setting=(MotifConfig, "n_random")), default=1000, dest="n_random", help="random graphs per graph (default 1000)")
+    m.add_argument("--seed", type=checked(setting=(MotifConfig, "seed")), default=0)
+    m.add_argument("--size", type=checked(setting=(MotifConfig, "size")), default=3, metavar="{3,4}", help="3: triads (MAN labels); 4: four-node classes")
+    m.add_argument("--swaps-per-edge", type=checked(setting=(CompareConfig, "swaps_per_edge")), default=None, dest="swaps_per_edge", help="swap attempts per edge (default: the null's)")
+    m.add_argument("--weight-threshold", type=checked(setting=(MotifConfig, "weight_threshold")), default=0.0, dest="weight_threshold", help="drop edges with |weight| below this")
     m.add_argument("--keep-errors", action="store_true", dest="keep_errors", help="keep error nodes (dropped by default)")
-    m.add_argument("--workers", type=int, default=2, help="graphs analysed in parallel processes")
+    m.add_argument("--workers", type=checked(setting=(CompareConfig, "workers")), default=2, help="graphs analysed in parallel processes")
     m.add_argument("--json", action="store_true", help="one JSON object per graph per line (keys graph, labels, counts, z, sp, ...); with compare: one object")
     m.add_argument("--paired", action="store_true", help="compare only: pair the two folders' graphs by file name (sign-flip tests)")
-    m.add_argument("--n-permutations", type=int, default=10_000, dest="n_permutations", help="compare only: permutations and bootstrap resamples per test (default 10000)")
+    m.add_argument("--n-permutations", type=checked(setting=(CompareConfig, "n_permutations")), default=10_000, dest="n_permutations", help="compare only: permutations and bootstrap resamples per test (default 10000)")
     g = sub.add_parser("graph", help="attribution-graph files")
     gsub = g.add_subparsers(dest="graph_command", required=True)
     f = gsub.add_parser("fetch", help="download published graph JSONs (URL, or slug of Anthropic's attribution-graphs paper)")
@@ -70,11 +94,11 @@ def _parser():
     f.add_argument("--base-url", default=None, dest="base_url", help="where slugs are looked up")
     c = gsub.add_parser("check", help="health check: node counts, weight range, error share, scores, verdict; exit 1 if any graph is not ok")
     c.add_argument("paths", nargs="+", help="graph JSON files or folders of them")
-    c.add_argument("--max-weight", type=float, default=1e4, dest="max_weight", help="|edge weight| above this is degenerate (default 1e4)")
+    c.add_argument("--max-weight", type=checked(setting=(GraphConfig, "max_weight")), default=1e4, dest="max_weight", help="|edge weight| above this is degenerate (default 1e4)")
     from r1_interp.graph_check import WEAK_ERROR_SHARE, WEAK_REPLACEMENT_SCORE
-    c.add_argument("--weak-error-share", type=float, default=WEAK_ERROR_SHARE, dest="weak_error_share",
+    c.add_argument("--weak-error-share", type=checked(setting=(GraphConfig, "weak_error_share")), default=WEAK_ERROR_SHARE, dest="weak_error_share",
                    help=f"WEAK when more of the pruned |edge weight| than this leaves error nodes (default {WEAK_ERROR_SHARE})")
-    c.add_argument("--weak-replacement-score", type=float, default=WEAK_REPLACEMENT_SCORE, dest="weak_replacement_score",
+    c.add_argument("--weak-replacement-score", type=checked(setting=(GraphConfig, "weak_replacement_score")), default=WEAK_REPLACEMENT_SCORE, dest="weak_replacement_score",
                    help=f"WEAK when the replacement score is below this (default {WEAK_REPLACEMENT_SCORE})")
     c.add_argument("--strict", action="store_true", help="exit 1 on WEAK graphs too (default: only on DEGENERATE or INVALID ones)")
     c.add_argument("--json", action="store_true", help="one JSON object per graph per line")
@@ -83,7 +107,7 @@ def _parser():
     km = ksub.add_parser("model", help="the replacement model (with error nodes) against transformers' logits on the benchmark prompts; exit 1 beyond the tolerance")
     km.add_argument("--model", required=True, help="registry name, hub id or local folder")
     km.add_argument("--backend", default="transformerlens", choices=["transformerlens", "nnsight"])
-    km.add_argument("--tolerance", type=float, default=1e-3, help="largest |logit difference| allowed (default 1e-3, fp32)")
+    km.add_argument("--tolerance", type=checked(setting=(GraphConfig, "check_tolerance")), default=1e-3, help="largest |logit difference| allowed (default 1e-3, fp32)")
     km.add_argument("--per-prompt", action="store_true", dest="per_prompt", help="one line per prompt")
     km.add_argument("--json", action="store_true", help="the full record as one JSON object")
     for name, help_ in (("status", "which phases and notebooks are done, running, failed (with the failing cell) or missing"),
@@ -93,7 +117,7 @@ def _parser():
         if name == "status": x.add_argument("--json", action="store_true", help="one JSON object per notebook per line")
     v = sub.add_parser("serve", help="view a folder of graph JSONs in the browser (offline page, served from this machine)")
     v.add_argument("dir", help="folder of graph JSON files (e.g. outputs/demo/graphs/json)")
-    v.add_argument("--port", type=int, default=8032); v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=checked(int, 0, 65535), default=8032, help="0: any free port"); v.add_argument("--host", default="127.0.0.1")
     return p
 
 def _motifs_compare(a) -> int:
@@ -131,9 +155,10 @@ def _motifs(a) -> int:
     return 1 if errors else 0
 
 def _train(a) -> int:
-    import shlex, subprocess
+    import contextlib, shlex, subprocess
     from r1_interp.config import save_config
-    from r1_interp.pipeline import project_root, load_preset, corpus_dir, group_name, preflight
+    from r1_interp.runner import hold_lock
+    from r1_interp.pipeline import project_root, load_preset, corpus_dir, group_name, preflight, LOCK_NAME
     from r1_interp.distributed import plan_distribution, torchrun_command
     from r1_interp.sweep import read_winner
     root = project_root(a.root)
@@ -147,13 +172,16 @@ def _train(a) -> int:
     corpus = corpus_dir(outputs, cfg.model)
     if not a.dry_run and not (corpus/"meta.json").exists(): raise ValueError(f"no tokenised corpus at {corpus}: run `r1-interp prepare --preset {a.preset}` first")
     params = outputs/"train"/"torchrun_params.yaml"
-    if not a.dry_run: save_config(cfg, params)
+    if a.dry_run: lock = contextlib.nullcontext()
+    else: lock = hold_lock(outputs/LOCK_NAME, wait=a.wait, echo=print)     # one run per outputs folder, as `run` holds it
     code = 0
-    for g in cfg.layer_groups():
-        plan_distribution(g, a.nproc, a.mode)
-        cmd = torchrun_command(params, corpus, outputs/"train"/"checkpoints", a.nproc, group_name(g), a.mode, g)
-        print("$ " + shlex.join(cmd), flush=True)
-        if not a.dry_run: code = code or subprocess.run(cmd).returncode
+    with lock:
+        if not a.dry_run: save_config(cfg, params)
+        for g in cfg.layer_groups():
+            plan_distribution(g, a.nproc, a.mode)
+            cmd = torchrun_command(params, corpus, outputs/"train"/"checkpoints", a.nproc, group_name(g), a.mode, g)
+            print("$ " + shlex.join(cmd), flush=True)
+            if not a.dry_run: code = code or subprocess.run(cmd).returncode
     if not code and not a.dry_run: print(f"done; `r1-interp run --preset {a.preset} --phase train --phase summary` evaluates and reports")
     return code
 
@@ -194,11 +222,8 @@ def main(argv=None) -> int:
     from r1_interp.models import ModelNotAvailable
     from r1_interp.corpus import CorpusError
     from r1_interp.pipeline import PipelineError, project_root, run_pipeline
-    from r1_interp.runner import ExecutorError
+    from r1_interp.runner import ExecutorError, LockHeld
     a = _parser().parse_args(argv)
-    from r1_interp.config import ConfigError
-    from r1_interp.models import ModelNotAvailable
-    from r1_interp.pipeline import PipelineError
     if a.command == "motifs": return _motifs(a)
     if a.command in ("status", "report"):
         try:
@@ -211,7 +236,7 @@ def main(argv=None) -> int:
         except (ConfigError, PipelineError) as e: print(f"error: {e}", file=sys.stderr); return 2
         if a.json:
             import json
-            for r in df.to_dict("records"): print(json.dumps(r, default=str))
+            for r in df.astype(object).where(df.notna(), None).to_dict("records"): print(json.dumps(r, default=str))   # null, not NaN
         else: print(format_status(df))
         return 1 if (df.state == "failed").any() else 0
     if a.command == "graph": return _graph(a)
@@ -228,7 +253,7 @@ def main(argv=None) -> int:
     if a.command == "train":
         from r1_interp.distributed import PlanError
         try: return _train(a)
-        except (PlanError, ConfigError, ModelNotAvailable, PipelineError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
+        except (PlanError, ConfigError, ModelNotAvailable, PipelineError, LockHeld, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
     overrides = dict(model=a.model, corpus=a.corpus, max_tokens=a.max_tokens, all_prompts=a.all_prompts, labeller=a.labeller, batch=a.batch, layers=a.layers)
     phases = ["prepare"] if a.command == "prepare" else a.phase
     try:
@@ -241,8 +266,8 @@ def main(argv=None) -> int:
             if bad: raise PipelineError(f"--slurm {bad[0]!r}: expected KEY=VALUE")
             slurm = {k: (int(v) if v.isdigit() else v) for k, v in (kv.split("=", 1) for kv in a.slurm)}
             run_kw = dict(gpus=gpus if len(gpus) > 1 else None, executor=a.executor, slurm=slurm or None)
-        results = run_pipeline(root, a.preset, phases, overrides, a.outputs, a.workers, a.force, **run_kw)
-    except (ConfigError, ModelNotAvailable, CorpusError, PipelineError, ExecutorError) as e:
+        results = run_pipeline(root, a.preset, phases, overrides, a.outputs, a.workers, a.force, wait=a.wait, **run_kw)
+    except (ConfigError, ModelNotAvailable, CorpusError, PipelineError, ExecutorError, LockHeld) as e:
         print(f"error: {e}", file=sys.stderr); return 2
     failures = [f for r in results for f in r.failures]
     for f in failures: print(f.describe(), file=sys.stderr)

@@ -4,15 +4,16 @@
 
 # %% ../nbs/00_config.ipynb #5bdd34d4
 from __future__ import annotations
-import dataclasses, difflib, os, types, typing
+import dataclasses, difflib, math, os, types, typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PHASES', 'ConfigError', 'setting', 'check_type', 'Settings', 'CorpusConfig', 'PrepareConfig', 'TranscoderConfig',
-           'TrainConfig', 'SweepConfig', 'EvalConfig', 'LabelConfig', 'GraphConfig', 'MotifConfig', 'CompareConfig',
-           'phase_of', 'read_yaml', 'load_config', 'atomic_write_text', 'save_config']
+__all__ = ['PHASES', 'ConfigError', 'setting', 'check_type', 'check_value', 'check_setting', 'Settings', 'CorpusConfig',
+           'PrepareConfig', 'TranscoderConfig', 'TrainConfig', 'SweepConfig', 'EvalConfig', 'LabelConfig',
+           'GraphConfig', 'MotifConfig', 'CompareConfig', 'phase_of', 'read_yaml', 'load_config', 'atomic_write_text',
+           'save_config']
 
 # %% ../nbs/00_config.ipynb #57d5e4d8
 class ConfigError(ValueError):
@@ -29,17 +30,20 @@ class ConfigError(ValueError):
         return ConfigError(self.key, self.expected, self.got, str(source))
 
 # %% ../nbs/00_config.ipynb #65c976dc
-def setting(default, *, lo=None, hi=None, choices=None, doc=""):
-    "A dataclass field with range/choice constraints checked by `Settings.__post_init__`."
+def setting(default, *, lo=None, hi=None, choices=None, doc="", empty=None):
+    """A dataclass field with constraints checked by `Settings.__post_init__`: `lo`..`hi`, `choices`, and for a list
+    field `empty`, what an empty list means (None: an empty list is an error). Numbers must always be finite."""
     if isinstance(default, (list, dict, set)): raise TypeError("use a tuple default")
-    return field(default=default, metadata=dict(lo=lo, hi=hi, choices=choices, doc=doc))
+    return field(default=default, metadata=dict(lo=lo, hi=hi, choices=choices, doc=doc, empty=empty))
 
-_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+_NAMES = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string", type(None): "null"}
 
-def _describe(tp) -> str:
+def _describe(tp, nonempty=False) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType): return " or ".join(_describe(a) for a in args)
-    if origin is tuple: return f"a list of {_describe(args[0])}s" if args else "a list"
+    if origin in (typing.Union, types.UnionType): return " or ".join(_describe(a, nonempty) for a in args)
+    if origin is tuple:
+        some = "a non-empty list" if nonempty else "a list"
+        return f"{some} of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s" if args else some
     return _NAMES.get(tp, getattr(tp, "__name__", str(tp)))
 
 def check_type(value, tp):
@@ -77,29 +81,40 @@ def _model_dims(model):
 
 def _expected(meta, tp) -> str:
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
-    if choices: return "one of " + ", ".join(repr(c) for c in choices)
-    base = _describe(tp)
+    listed = typing.get_origin(tp) is tuple or any(typing.get_origin(a) is tuple for a in typing.get_args(tp))
+    if choices:
+        one_of = "one of " + ", ".join(repr(c) for c in choices)
+        return f"{'a non-empty list' if not meta.get('empty') else 'a list'} of values, each {one_of}" if listed else one_of
+    base = _describe(tp, nonempty=listed and not meta.get("empty"))
     if lo is not None and hi is not None: return f"{base} between {lo} and {hi}"
     if lo is not None: return f"{base} >= {lo}"
     if hi is not None: return f"{base} <= {hi}"
     return base
 
+def check_value(key:str, value, tp, *, lo=None, hi=None, choices=None, empty=None):
+    """`value` converted to annotation `tp` and checked: numbers finite and within `lo`..`hi`, values among `choices`,
+    a list non-empty unless `empty` says what an empty one means. Raises `ConfigError` naming `key` and what was expected."""
+    meta = dict(lo=lo, hi=hi, choices=choices, empty=empty)
+    try: v = check_type(value, tp)
+    except TypeError: raise ConfigError(key, _expected(meta, tp), value) from None
+    if v == () and not empty: raise ConfigError(key, _expected(meta, tp), value)
+    for x in v if isinstance(v, tuple) else () if v is None else (v,):
+        if isinstance(x, float) and not math.isfinite(x) or choices and x not in choices \
+           or lo is not None and x < lo or hi is not None and x > hi:
+            raise ConfigError(key, _expected(meta, tp), value)
+    return v
+
+def check_setting(cls, key:str, value):
+    "`value` checked as the field `key` of the `Settings` class `cls` (type, finiteness, range, choices, emptiness)."
+    f = next((f for f in fields(cls) if f.name == key), None)
+    if f is None: raise KeyError(f"{cls.__name__} has no key '{key}'")
+    return check_value(key, value, typing.get_type_hints(cls)[key], **{k: f.metadata.get(k) for k in ("lo", "hi", "choices", "empty")})
+
 @dataclass(frozen=True)
 class Settings:
     "Base of every phase's config: typed, range-checked, frozen, YAML round-trippable."
     def __post_init__(self):
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            v, tp, meta = getattr(self, f.name), hints[f.name], f.metadata
-            try: v = check_type(v, tp)
-            except TypeError: raise ConfigError(f.name, _expected(meta, tp), v) from None
-            object.__setattr__(self, f.name, v)
-            items = v if isinstance(v, tuple) else () if v is None else (v,)
-            for x in items:
-                if meta.get("choices") and x not in meta["choices"] \
-                   or meta.get("lo") is not None and x < meta["lo"] \
-                   or meta.get("hi") is not None and x > meta["hi"]:
-                    raise ConfigError(f.name, _expected(meta, tp), v)
+        for f in fields(self): object.__setattr__(self, f.name, check_setting(type(self), f.name, getattr(self, f.name)))
         self.check()
 
     def check(self):
@@ -110,6 +125,9 @@ class Settings:
                 if dims and hasattr(self, key):
                     bad = [l for l in getattr(self, key) or () if not 0 <= l < dims.n_layers]
                     if bad: raise ConfigError(key, f"layer indices from 0 to {dims.n_layers-1} ({self.model} has {dims.n_layers} layers)", getattr(self, key))
+        for key in ("layers", "pilot_layers"):
+            v = list(getattr(self, key, None) or ())
+            if len(v) != len(set(v)): raise ConfigError(key, "layer indices, each once", getattr(self, key))
 
     @classmethod
     def from_dict(cls, d:dict, source=None):
@@ -279,7 +297,7 @@ class GraphConfig(Settings):
 class MotifConfig(Settings):
     "Phase 4b: motif census, null models and comparisons."
     null_model: str = setting("layered", choices=("configuration", "layered"), doc="(not `null`: YAML reads that key as None)")
-    n_random: int = setting(1000, lo=1)
+    n_random: int = setting(1000, lo=2, doc="at least 2: a Z-score needs the null's spread")
     seed: int = setting(0, lo=0)
     size: int = setting(3, choices=(3, 4))
     weight_threshold: float = setting(0.0, lo=0.0)
@@ -288,12 +306,12 @@ class MotifConfig(Settings):
 @dataclass(frozen=True)
 class CompareConfig(MotifConfig):
     "Phase 4c: motif profiles of groups of graph folders and the comparisons between them."
-    groups: tuple[str, ...] = setting((), doc="'NAME=FOLDER' entries (folders relative to the project root)")
-    comparisons: tuple[str, ...] = setting((), doc="'A:B' (independent) or 'A~B' (paired by graph name) pairs of group names; empty: every pair")
-    swaps_per_edge: float | None = setting(None, lo=0.0, doc="None: the null model's default")
+    groups: tuple[str, ...] = setting((), doc="'NAME=FOLDER' entries (folders relative to the project root); required")
+    comparisons: tuple[str, ...] = setting((), empty="every pair of groups", doc="'A:B' (independent) or 'A~B' (paired by graph name) pairs of group names")
+    swaps_per_edge: float | None = setting(None, lo=1.0, doc="None: the null model's default; below 1 the random graphs are barely randomised")
     n_permutations: int = setting(10_000, lo=1)
     workers: int = setting(2, lo=1)
-    notes: tuple[str, ...] = setting((), doc="'KIND=text' notes shown with a comparison in the report (KIND: model, phase, reference, correctness), e.g. why it cannot be run")
+    notes: tuple[str, ...] = setting((), empty="no notes", doc="'KIND=text' notes shown with a comparison in the report (KIND: model, phase, reference, correctness), e.g. why it cannot be run")
     def group_dirs(self) -> dict[str, str]:
         return dict(g.split("=", 1) for g in self.groups)
     def check(self):

@@ -4,42 +4,122 @@
 
 # %% ../nbs/36_viewer.ipynb #86ebd747
 from __future__ import annotations
-import json, threading
-from functools import partial
-from http.server import ThreadingHTTPServer, SimpleHTTPRequestHandler
+import ipaddress, json, os, shutil, socket, stat, threading
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
+from urllib.parse import unquote
 
 # %% auto #0
-__all__ = ['VIEWER_HTML', 'list_graphs', 'serve']
+__all__ = ['VIEWER_HTML', 'LOOPBACK_NAMES', 'PAGE_POLICY', 'servable', 'list_graphs', 'host_allowed', 'ViewerServer', 'serve']
 
 # %% ../nbs/36_viewer.ipynb #ee913efa
-VIEWER_HTML = '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>r1-interp graph viewer</title>\n<style>\nbody{font:13px system-ui,sans-serif;margin:0;display:flex;height:100vh}\n#side{width:320px;padding:10px;border-right:1px solid #ddd;overflow:auto}\n#main{flex:1;overflow:auto}\n#info{white-space:pre-wrap;font-family:monospace;font-size:12px;background:#f7f7f7;padding:6px;min-height:60px}\n#errors{color:#b00;white-space:pre-wrap}\nselect{width:100%}\n.feature{fill:#4c72b0}.error{fill:#999}.embedding{fill:#55a868}.logit{fill:#c44e52}.other{fill:#8172b2}\ncircle{stroke:#fff;stroke-width:1;cursor:pointer} circle.sel{stroke:#000;stroke-width:2}\n</style></head>\n<body>\n<div id="side">\n<h3>r1-interp graphs</h3>\n<select id="pick"></select>\n<p id="prompt"></p>\n<div id="status" data-state="loading" data-nodes="0" data-links="0">loading</div>\n<h4>Node</h4><div id="info">click a node</div>\n<div id="errors"></div>\n</div>\n<div id="main"><svg id="svg" xmlns="http://www.w3.org/2000/svg"></svg></div>\n<script>\n"use strict";\n// Offline by construction: no external script, style or font. All text from graph files goes in through textContent.\nconst errs = [];\nfunction report(msg){ errs.push(String(msg)); console.error(String(msg)); document.getElementById("errors").textContent = errs.join("\\n"); }\nwindow.addEventListener("error", e => report("error: " + e.message));\nwindow.addEventListener("unhandledrejection", e => report("error: " + (e.reason && e.reason.message || e.reason)));\nconst NS = "http://www.w3.org/2000/svg";\nconst KINDS = {"cross layer transcoder":"feature","transcoder":"feature","feature":"feature","clt":"feature",\n  "mlp reconstruction error":"error","error":"error","embedding":"embedding","logit":"logit"};\nfunction el(tag, attrs){ const e = document.createElementNS(NS, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; }\nfunction layerOf(n){ return (n.layer === "E" || n.layer === "e") ? -1 : Number(n.layer); }\nasync function load(path){\n  const status = document.getElementById("status");\n  status.dataset.state = "loading"; status.textContent = "loading " + path;\n  const r = await fetch(encodeURI(path));\n  if (!r.ok) throw new Error(path + ": HTTP " + r.status);\n  const g = await r.json();\n  draw(g);\n  document.getElementById("prompt").textContent = (g.metadata && g.metadata.prompt) || "";\n  status.dataset.state = "ready"; status.dataset.nodes = g.nodes.length; status.dataset.links = g.links.length;\n  status.dataset.graph = path;\n  status.textContent = g.nodes.length + " nodes, " + g.links.length + " links";\n}\nfunction draw(g){\n  const svg = document.getElementById("svg"); svg.replaceChildren();\n  const nodes = g.nodes, byId = new Map();\n  let maxPos = 0, minL = 0, maxL = 0;\n  for (const n of nodes){ const L = layerOf(n); maxPos = Math.max(maxPos, n.ctx_idx); minL = Math.min(minL, L); maxL = Math.max(maxL, L); }\n  const W = Math.max(600, 70 * (maxPos + 1)), H = Math.max(400, 40 * (maxL - minL + 1)), pad = 30;\n  svg.setAttribute("width", W + 2 * pad); svg.setAttribute("height", H + 2 * pad);\n  const cell = new Map();\n  for (const n of nodes){\n    const L = layerOf(n), key = n.ctx_idx + ":" + L, k = cell.get(key) || 0; cell.set(key, k + 1);\n    const x = pad + (n.ctx_idx + 0.5) * W / (maxPos + 1) + ((k % 7) - 3) * 6;\n    const y = pad + H - (L - minL + 0.5) * H / (maxL - minL + 1) + Math.floor(k / 7) * 6;\n    byId.set(n.node_id, {n, x, y});\n  }\n  const links = g.links.slice().sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, 2000);\n  const wmax = links.length ? Math.abs(links[0].weight) : 1;\n  const gl = el("g", {}); svg.appendChild(gl);\n  for (const l of links){\n    const s = byId.get(l.source), t = byId.get(l.target);\n    if (!s || !t) { report("link to a missing node: " + l.source + " -> " + l.target); continue; }\n    gl.appendChild(el("line", {x1: s.x, y1: s.y, x2: t.x, y2: t.y, stroke: l.weight > 0 ? "#2b6cb0" : "#c53030",\n      "stroke-opacity": 0.15 + 0.6 * Math.abs(l.weight) / wmax, "stroke-width": 0.5 + 2 * Math.abs(l.weight) / wmax}));\n  }\n  const gn = el("g", {}); svg.appendChild(gn);\n  for (const {n, x, y} of byId.values()){\n    const c = el("circle", {cx: x, cy: y, r: 5, class: (KINDS[String(n.feature_type).toLowerCase()] || "other") + " node"});\n    c.dataset.id = n.node_id;\n    const title = el("title", {}); title.textContent = n.node_id + (n.clerp ? " " + n.clerp : ""); c.appendChild(title);\n    c.addEventListener("click", () => {\n      for (const o of svg.querySelectorAll("circle.sel")) o.classList.remove("sel");\n      c.classList.add("sel");\n      document.getElementById("info").textContent = JSON.stringify(n, null, 1);\n    });\n    gn.appendChild(c);\n  }\n}\nasync function main(){\n  const list = await (await fetch("__graphs.json")).json();\n  const pick = document.getElementById("pick");\n  for (const p of list){ const o = document.createElement("option"); o.value = p; o.textContent = p; pick.appendChild(o); }\n  const want = new URLSearchParams(location.search).get("graph");\n  if (want && list.includes(want)) pick.value = want;\n  pick.addEventListener("change", () => load(pick.value).catch(report));\n  if (list.length) await load(pick.value); else { document.getElementById("status").textContent = "no graphs in this folder"; document.getElementById("status").dataset.state = "empty"; }\n}\nmain().catch(report);\n</script>\n</body></html>\n'
+VIEWER_HTML = '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>r1-interp graph viewer</title>\n<style>\nbody{font:13px system-ui,sans-serif;margin:0;display:flex;height:100vh}\n#side{width:320px;padding:10px;border-right:1px solid #ddd;overflow:auto}\n#main{flex:1;overflow:auto}\n#info{white-space:pre-wrap;font-family:monospace;font-size:12px;background:#f7f7f7;padding:6px;min-height:60px}\n#errors{color:#b00;white-space:pre-wrap}\nselect{width:100%}\n.feature{fill:#4c72b0}.error{fill:#999}.embedding{fill:#55a868}.logit{fill:#c44e52}.other{fill:#8172b2}\ncircle{stroke:#fff;stroke-width:1;cursor:pointer} circle.sel{stroke:#000;stroke-width:2}\n</style></head>\n<body>\n<div id="side">\n<h3>r1-interp graphs</h3>\n<select id="pick"></select>\n<p id="prompt"></p>\n<div id="status" data-state="loading" data-nodes="0" data-links="0">loading</div>\n<h4>Node</h4><div id="info">click a node</div>\n<div id="errors"></div>\n</div>\n<div id="main"><svg id="svg" xmlns="http://www.w3.org/2000/svg"></svg></div>\n<script>\n"use strict";\n// Offline by construction: no external script, style or font. All text from graph files goes in through textContent.\nconst errs = [];\nfunction report(msg){ errs.push(String(msg)); console.error(String(msg)); document.getElementById("errors").textContent = errs.join("\\n"); }\nwindow.addEventListener("error", e => report("error: " + e.message));\nwindow.addEventListener("unhandledrejection", e => report("error: " + (e.reason && e.reason.message || e.reason)));\nconst NS = "http://www.w3.org/2000/svg";\nconst KINDS = {"cross layer transcoder":"feature","transcoder":"feature","feature":"feature","clt":"feature",\n  "mlp reconstruction error":"error","error":"error","embedding":"embedding","logit":"logit"};\nfunction el(tag, attrs){ const e = document.createElementNS(NS, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; }\nfunction layerOf(n){ return (n.layer === "E" || n.layer === "e") ? -1 : Number(n.layer); }\nasync function load(path){\n  const status = document.getElementById("status");\n  status.dataset.state = "loading"; status.textContent = "loading " + path;\n  const r = await fetch(path.split("/").map(encodeURIComponent).join("/"));\n  if (!r.ok) throw new Error(path + ": HTTP " + r.status);\n  const g = await r.json();\n  draw(g);\n  document.getElementById("prompt").textContent = (g.metadata && g.metadata.prompt) || "";\n  status.dataset.state = "ready"; status.dataset.nodes = g.nodes.length; status.dataset.links = g.links.length;\n  status.dataset.graph = path;\n  status.textContent = g.nodes.length + " nodes, " + g.links.length + " links";\n}\nfunction draw(g){\n  const svg = document.getElementById("svg"); svg.replaceChildren();\n  const nodes = g.nodes, byId = new Map();\n  let maxPos = 0, minL = 0, maxL = 0;\n  for (const n of nodes){ const L = layerOf(n); maxPos = Math.max(maxPos, n.ctx_idx); minL = Math.min(minL, L); maxL = Math.max(maxL, L); }\n  const W = Math.max(600, 70 * (maxPos + 1)), H = Math.max(400, 40 * (maxL - minL + 1)), pad = 30;\n  svg.setAttribute("width", W + 2 * pad); svg.setAttribute("height", H + 2 * pad);\n  const cell = new Map();\n  for (const n of nodes){\n    const L = layerOf(n), key = n.ctx_idx + ":" + L, k = cell.get(key) || 0; cell.set(key, k + 1);\n    const x = pad + (n.ctx_idx + 0.5) * W / (maxPos + 1) + ((k % 7) - 3) * 6;\n    const y = pad + H - (L - minL + 0.5) * H / (maxL - minL + 1) + Math.floor(k / 7) * 6;\n    byId.set(n.node_id, {n, x, y});\n  }\n  const links = g.links.slice().sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, 2000);\n  const wmax = links.length ? Math.abs(links[0].weight) : 1;\n  const gl = el("g", {}); svg.appendChild(gl);\n  for (const l of links){\n    const s = byId.get(l.source), t = byId.get(l.target);\n    if (!s || !t) { report("link to a missing node: " + l.source + " -> " + l.target); continue; }\n    gl.appendChild(el("line", {x1: s.x, y1: s.y, x2: t.x, y2: t.y, stroke: l.weight > 0 ? "#2b6cb0" : "#c53030",\n      "stroke-opacity": 0.15 + 0.6 * Math.abs(l.weight) / wmax, "stroke-width": 0.5 + 2 * Math.abs(l.weight) / wmax}));\n  }\n  const gn = el("g", {}); svg.appendChild(gn);\n  for (const {n, x, y} of byId.values()){\n    const c = el("circle", {cx: x, cy: y, r: 5, class: (KINDS[String(n.feature_type).toLowerCase()] || "other") + " node"});\n    c.dataset.id = n.node_id;\n    const title = el("title", {}); title.textContent = n.node_id + (n.clerp ? " " + n.clerp : ""); c.appendChild(title);\n    c.addEventListener("click", () => {\n      for (const o of svg.querySelectorAll("circle.sel")) o.classList.remove("sel");\n      c.classList.add("sel");\n      document.getElementById("info").textContent = JSON.stringify(n, null, 1);\n    });\n    gn.appendChild(c);\n  }\n}\nasync function main(){\n  const list = await (await fetch("__graphs.json")).json();\n  const pick = document.getElementById("pick");\n  for (const p of list){ const o = document.createElement("option"); o.value = p; o.textContent = p; pick.appendChild(o); }\n  const want = new URLSearchParams(location.search).get("graph");\n  if (want && list.includes(want)) pick.value = want;\n  pick.addEventListener("change", () => load(pick.value).catch(report));\n  if (list.length) await load(pick.value); else { document.getElementById("status").textContent = "no graphs in this folder"; document.getElementById("status").dataset.state = "empty"; }\n}\nmain().catch(report);\n</script>\n</body></html>\n'
 
 # %% ../nbs/36_viewer.ipynb #cfe2d64c
-def list_graphs(folder) -> list[str]:
-    "Paths (relative, '/'-separated) of every graph JSON below `folder`, sorted."
-    from r1_interp.graph_json import graph_files
-    folder = Path(folder)
-    try: return [f.relative_to(folder).as_posix() for f in graph_files(folder)]
-    except ValueError: return []
+def servable(folder, rel:str) -> Path|None:
+    "The file `rel` ('/'-separated, relative) of `folder` when the viewer may serve it: a regular *.json file inside `folder` after resolving links, no hidden part; else None."
+    folder = Path(folder).resolve()
+    parts = rel.split("/")
+    if not rel.endswith(".json") or any(p in ("", ".", "..") or p.startswith(".") or "\0" in p for p in parts): return None
+    try: target = (folder/rel).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError): return None
+    try: inside = target.relative_to(folder)
+    except ValueError: return None      # a link out of the folder
+    if target.suffix != ".json" or any(p.startswith(".") for p in inside.parts): return None
+    try: return target if stat.S_ISREG(target.stat().st_mode) else None
+    except OSError: return None
 
-class _Handler(SimpleHTTPRequestHandler):
-    def do_GET(self):
-        path = self.path.split("?", 1)[0]
-        if path in ("/", "/index.html"): return self._send(VIEWER_HTML.encode(), "text/html; charset=utf-8")
-        if path == "/__graphs.json": return self._send(json.dumps(list_graphs(self.directory)).encode(), "application/json")
-        return super().do_GET()
-    def _send(self, body, ctype):
-        self.send_response(200); self.send_header("Content-Type", ctype); self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store"); self.end_headers(); self.wfile.write(body)
+def list_graphs(folder) -> list[str]:
+    "Paths (relative, '/'-separated) of every graph JSON below `folder` that `servable` accepts, sorted."
+    from r1_interp.graph_json import graph_files
+    folder = Path(folder).resolve()
+    try: files = graph_files(folder)
+    except ValueError: return []
+    return [rel for f in files if servable(folder, rel := f.relative_to(folder).as_posix())]
+
+# %% ../nbs/36_viewer.ipynb #c6df7d3a
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+def _ip(name:str):
+    try: return ipaddress.ip_address(name)
+    except ValueError: return None
+
+def _split_host(header:str):
+    "(name, port) of a Host header value, the port 80 when absent; None when it is not host[:port] or [v6][:port]."
+    if header.startswith("["):
+        name, sep, rest = header[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")) or (ip := _ip(name)) is None or ip.version != 6: return None
+        name, port = str(ip), rest[1:] if rest else None
+    else:
+        name, sep, port = header.partition(":")
+        if not sep: port = None
+    if port is not None and not (port.isascii() and port.isdigit() and int(port) <= 65535): return None
+    return name.lower(), 80 if port is None else int(port)
+
+def host_allowed(header:str|None, bound:str, port:int) -> bool:
+    "Whether a request's `Host` header names a server bound to `bound`:`port` (the DNS-rebinding guard)."
+    if not header or (parsed := _split_host(header.strip())) is None: return False
+    name, p = parsed
+    if p != port: return False
+    ip, bound_ip = _ip(name), _ip(bound)
+    if bound.lower() == "localhost" or bound_ip and bound_ip.is_loopback:
+        return name in LOOPBACK_NAMES or name == bound.lower() or bound_ip is not None and ip == bound_ip
+    if bound == "" or bound_ip and bound_ip.is_unspecified: return name == "localhost" or ip is not None
+    return name == bound.lower() or bound_ip is not None and ip == bound_ip
+
+# %% ../nbs/36_viewer.ipynb #723f3164
+PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+               "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version, sys_version = "r1-interp-viewer", ""
+    def do_GET(self): self._answer(body=True)
+    def do_HEAD(self): self._answer(body=False)
+    def _answer(self, body:bool):
+        srv = self.server
+        host = self.headers.get("Host")
+        if host is None: return self.send_error(400, "a Host header is required")
+        if not host_allowed(host, srv.bound_host, srv.server_address[1]):
+            return self.send_error(403, f"Host {host!r} does not name this server; open {srv.url}")
+        try: path = unquote(self.path.split("?", 1)[0].split("#", 1)[0], errors="strict")
+        except UnicodeDecodeError: return self.send_error(400, "the path is not UTF-8")
+        if path in ("/", "/index.html"):
+            return self._send(VIEWER_HTML.encode(), "text/html; charset=utf-8", body, {"Content-Security-Policy": PAGE_POLICY})
+        if path == "/__graphs.json": return self._send(json.dumps(list_graphs(srv.folder)).encode(), "application/json", body)
+        f = servable(srv.folder, path[1:]) if path.startswith("/") else None
+        if f is None: return self.send_error(404, "no such graph")
+        try: fd = os.open(f, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError: return self.send_error(404, "no such graph")
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode): return self.send_error(404, "no such graph")   # swapped since `servable` looked
+            self._headers("application/json", st.st_size)
+            if body: shutil.copyfileobj(fh, self.wfile)
+    def _headers(self, ctype, length, extra=None):
+        self.send_response(200); self.send_header("Content-Type", ctype); self.send_header("Content-Length", str(length))
+        self.send_header("Cache-Control", "no-store"); self.send_header("X-Content-Type-Options", "nosniff")
+        for k, v in (extra or {}).items(): self.send_header(k, v)
+        self.end_headers()
+    def _send(self, data:bytes, ctype, body=True, extra=None):
+        self._headers(ctype, len(data), extra)
+        if body: self.wfile.write(data)
     def log_message(self, *a): pass
 
-def serve(folder, port:int=8032, host:str="127.0.0.1", background:bool=False):
+class ViewerServer(ThreadingHTTPServer):
+    "The viewer's HTTP server for `folder` on `host`:`port` (IPv6 when `host` holds a ':'); `url` is where to open it."
+    daemon_threads = True
+    def __init__(self, folder, host:str="127.0.0.1", port:int=8032):
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.folder, self.bound_host = Path(folder).resolve(), host
+        super().__init__((host, port), _Handler)
+        name = host or self.server_address[0]
+        self.url = f"http://{'[' + name + ']' if ':' in name else name}:{self.server_address[1]}/"
+
+def serve(folder, port:int=8032, host:str="127.0.0.1", background:bool=False) -> ViewerServer:
     "Serve `folder` in the viewer at http://host:port/ (port 0: any free port); returns the server (running in a thread if `background`)."
     folder = Path(folder).resolve()
     if not folder.is_dir(): raise FileNotFoundError(f"{folder}: no such folder of graphs")
-    server = ThreadingHTTPServer((host, port), partial(_Handler, directory=str(folder)))
-    server.url = f"http://{host}:{server.server_address[1]}/"
+    server = ViewerServer(folder, host, port)
     if background: threading.Thread(target=server.serve_forever, daemon=True).start()
     else: server.serve_forever()
     return server

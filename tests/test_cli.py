@@ -88,3 +88,67 @@ def test_bad_presets_fail_before_any_work(tmp_path):
         r = run_cli(*args, timeout=120)
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r.stderr)
         assert not out.exists(), f"{extra}: work started"
+
+
+# ---- every number on the command line is checked as it is parsed ---------------------------------------------------
+import argparse, contextlib, io
+from r1_interp.cli import main, _parser, _layer_list
+
+MINIMAL = {("train",): ["--nproc", "1"], ("motifs",): ["g.json"], ("graph", "check"): ["g.json"], ("graph", "fetch"): ["slug"],
+           ("check", "model"): ["--model", "m"], ("serve",): ["dir"]}
+
+def _options(parser, words=()):
+    "(command words, option action) of every option of every command and subcommand."
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            for name, sub in act.choices.items(): yield from _options(sub, words + (name,))
+        elif act.option_strings and act.type is not None: yield words, act
+
+OPTIONS = list(_options(_parser()))
+CHECKED = [(w, a) for w, a in OPTIONS if a.type is not _layer_list]
+ids = lambda opts: [" ".join(w) + " " + a.option_strings[0] for w, a in opts]
+
+def parse_error(args) -> str:
+    "stderr of argparse refusing `args` (it must exit with status 2)."
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e: _parser().parse_args(args)
+    assert e.value.code == 2, args
+    return err.getvalue()
+
+def test_every_typed_option_is_checked():
+    assert len(CHECKED) >= 15
+    for words, act in CHECKED:
+        assert act.type not in (int, float) and hasattr(act.type, "tp"), (words, act.option_strings)
+
+@pytest.mark.parametrize("words,act", CHECKED, ids=ids(CHECKED))
+def test_numeric_options_reject_non_finite_and_out_of_range(words, act):
+    opt, tp = act.option_strings[0], act.type.tp
+    bad = ["nan", "inf", "-inf", "NaN", "1e400", "x"] + ([] if tp is float else ["1.5"])
+    if act.type.lo is not None: bad.append(str(act.type.lo - (1 if tp is int else 0.5)))
+    if act.type.hi is not None: bad.append(str(act.type.hi + 1))
+    base = list(words) + MINIMAL.get(words, [])
+    for text in bad:
+        msg = parse_error(base + [f"{opt}={text}"])
+        assert f"argument {opt}: expected " in msg and f"got {text!r}" in msg, (opt, text, msg)
+    for good in [act.type.lo, act.type.hi]:
+        if good is not None: assert getattr(_parser().parse_args(base + [f"{opt}={good}"]), act.dest) == good
+
+def test_issue_cases_exit_2_naming_option_and_range():
+    cases = [(["graph", "check", "g.json", "--max-weight", "nan"], "argument --max-weight: expected a finite number >= 0.0, got 'nan'"),
+             (["motifs", "g.json", "--n-random", "0"], "argument --n-random: expected an integer >= 2, got '0'"),
+             (["motifs", "g.json", "--swaps-per-edge", "-1"], "argument --swaps-per-edge: expected a finite number >= 1.0, got '-1'"),
+             (["motifs", "g.json", "--size", "5"], "argument --size: expected one of 3, 4, got '5'"),
+             (["run", "--layers", "1-0"], "argument --layers: '1-0': the range 1-0 is empty"),
+             (["run", "--layers", "0,3-2,5"], "argument --layers: '0,3-2,5': the range 3-2 is empty"),
+             (["run", "--layers", ""], "argument --layers: '': expected layer numbers and ranges"),
+             (["run", "--wait", "-1"], "argument --wait: expected a finite number >= 0.0, got '-1'"),
+             (["serve", "dir", "--port", "70000"], "argument --port: expected an integer between 0 and 65535, got '70000'")]
+    for args, want in cases:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e: main(args)
+        assert e.value.code == 2 and want in err.getvalue(), (args, err.getvalue())
+
+def test_wait_option():
+    for cmd in (["prepare"], ["run"], ["train", "--nproc", "1"]): assert _parser().parse_args(cmd).wait == 0.0
+    assert _parser().parse_args(["run", "--wait", "2.5"]).wait == 2.5
+    assert _parser().parse_args(["run", "--layers", "0,2-3"]).layers == (0, 2, 3)

@@ -1,8 +1,8 @@
 """Bad params files: one clear error naming the file, the key and what was expected; and the CLI stops before any work."""
-import subprocess
+import dataclasses, math, subprocess, types, typing
 from pathlib import Path
-import pytest
-from r1_interp.config import ConfigError, load_config
+import pytest, yaml
+from r1_interp.config import ConfigError, load_config, PHASES, check_setting
 from conftest import r1_interp_cmd
 
 CASES = [  # (file name, YAML, key named, words of the expectation)
@@ -14,7 +14,7 @@ CASES = [  # (file name, YAML, key named, words of the expectation)
     ("train.yaml", "model: r1-distill-qwen-1.5b\nlayers: [28]\n", "layers", "layer indices from 0 to 27"),
     ("sweep.yaml", "model: r1-distill-qwen-1.5b\npilot_layers: [2, 14, 40]\n", "pilot_layers", "layer indices from 0 to 27"),
     ("sweep.yaml", "model: smollm2-135m\npilot_layers: [1]\nexpansion_factors: [1]\nks: [8, 1000]\n", "ks", "dictionary size"),
-    ("prepare.yaml", "model: tiny-qwen2\neval_fraction: 0.9\n", "eval_fraction", "a number between 0.0 and 0.5"),
+    ("prepare.yaml", "model: tiny-qwen2\neval_fraction: 0.9\n", "eval_fraction", "a finite number between 0.0 and 0.5"),
     ("prepare.yaml", "model: tiny-qwen2\nctx_len: [64]\n", "ctx_len", "an integer between 8 and 32768"),
     ("motifs.yaml", "null_model: erdos-renyi\n", "null_model", "one of 'configuration', 'layered'"),
     ("motifs.yaml", "size: 5\n", "size", "one of 3, 4"),
@@ -55,3 +55,64 @@ def test_cli_unknown_preset(tmp_path, root):
     proj = _project(tmp_path, root, "model: tiny-qwen2\n")
     r = subprocess.run(r1_interp_cmd() + ["run", "--root", str(proj), "--preset", "nope"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "preset 'nope'" in r.stderr and "presets here: bad" in r.stderr
+
+
+# ---- every field of every phase config, systematically: non-finite numbers and empty lists -------------------------
+BASE = dict(prepare=dict(model="tiny-qwen2"), sweep=dict(model="tiny-qwen2", pilot_layers=[0], expansion_factors=[2], ks=[4]),
+            train=dict(model="tiny-qwen2", layers=[0], expansion_factor=2, k=4), evaluate=dict(model="tiny-qwen2", layers=[0]),
+            label=dict(model="tiny-qwen2"), graphs=dict(model="tiny-qwen2"), motifs={}, compare=dict(groups=["a=x", "b=y"]))
+
+def _scalars(tp) -> set:
+    "The scalar types an annotation admits, through None unions and tuples."
+    if typing.get_origin(tp) in (typing.Union, types.UnionType, tuple): return set().union(*(_scalars(a) for a in typing.get_args(tp) if a is not Ellipsis))
+    return {tp}
+
+def _is_list(tp) -> bool:
+    return typing.get_origin(tp) is tuple or any(typing.get_origin(a) is tuple for a in typing.get_args(tp))
+
+FIELDS = [(phase, f, typing.get_type_hints(cls)[f.name]) for phase, cls in PHASES.items() for f in dataclasses.fields(cls)]
+NUMERIC = [(phase, f, tp) for phase, f, tp in FIELDS if _scalars(tp) & {int, float}]
+LISTS = [(phase, f, tp) for phase, f, tp in FIELDS if _is_list(tp)]
+
+def test_the_field_lists_cover_the_configs():
+    assert set(PHASES) == set(BASE)
+    assert len({(p, f.name) for p, f, tp in NUMERIC if float in _scalars(tp)}) >= 18 and len(LISTS) >= 10
+    for phase, cls in PHASES.items(): cls.from_dict(BASE[phase])      # the base of every case is valid
+
+def _load(tmp_path, phase, key, value):
+    path = tmp_path/f"{phase}.yaml"
+    path.write_text(yaml.safe_dump(dict(BASE[phase], **{key: value})))
+    return path
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("phase,f,tp", NUMERIC, ids=[f"{p}:{f.name}" for p, f, _ in NUMERIC])
+def test_non_finite_numbers_are_rejected(tmp_path, phase, f, tp, value):
+    "`.nan`, `.inf` and `-.inf` in every numeric key (and inside every list of numbers): an error naming the file, the key and the range."
+    for v in [[value], value] if _is_list(tp) else [value]:
+        path = _load(tmp_path, phase, f.name, v)
+        with pytest.raises(ConfigError) as e: load_config(path)
+        msg = str(e.value)
+        assert msg.startswith(f"{path}: key '{f.name}': expected "), msg
+        assert ("one of" if f.metadata.get("choices") else "finite number" if float in _scalars(tp) else "integer") in msg, msg
+        for bound in ("lo", "hi"):
+            if f.metadata.get(bound) is not None: assert str(f.metadata[bound]) in msg, msg
+        with pytest.raises(ConfigError, match=f"key '{f.name}'"): PHASES[phase].from_dict(BASE[phase]).replace(**{f.name: v})
+
+@pytest.mark.parametrize("phase,f,tp", LISTS, ids=[f"{p}:{f.name}" for p, f, _ in LISTS])
+def test_empty_lists_are_rejected_unless_documented(tmp_path, phase, f, tp):
+    "`[]` in every list key: an error naming the file and key, unless the field says what an empty list means."
+    path = _load(tmp_path, phase, f.name, [])
+    if f.metadata.get("empty"):
+        assert len(f.metadata["empty"]) > 5
+        assert getattr(load_config(path), f.name) == ()
+    else:
+        with pytest.raises(ConfigError) as e: load_config(path)
+        assert str(e.value).startswith(f"{path}: key '{f.name}': expected a non-empty list"), str(e.value)
+
+def test_check_setting_is_the_field_check():
+    from r1_interp.config import MotifConfig, GraphConfig, TrainConfig
+    assert check_setting(MotifConfig, "n_random", 5) == 5 and check_setting(GraphConfig, "max_weight", 3) == 3.0
+    with pytest.raises(ConfigError, match="key 'n_random': expected an integer >= 2, got 0"): check_setting(MotifConfig, "n_random", 0)
+    with pytest.raises(ConfigError, match="key 'max_weight': expected a finite number >= 0.0, got nan"): check_setting(GraphConfig, "max_weight", math.nan)
+    with pytest.raises(ConfigError, match="key 'layers': expected a non-empty list of integers, got"): check_setting(TrainConfig, "layers", [])
+    with pytest.raises(KeyError, match="MotifConfig has no key 'n_randm'"): check_setting(MotifConfig, "n_randm", 5)
