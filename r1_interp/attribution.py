@@ -10,8 +10,9 @@ import torch
 from .config import atomic_write_text
 
 # %% auto #0
-__all__ = ['prompt_ids', 'attribute_prompt', 'graph_scores', 'save_graph', 'load_saved_graph', 'error_node_id', 'graph_to_json',
-           'write_graph_json', 'graph_files_for', 'graph_settings', 'attribute_to_files', 'generate_graphs',
+__all__ = ['prompt_ids', 'attribute_prompt', 'graph_scores', 'save_graph', 'load_saved_graph', 'error_node_id', 'feature_label',
+           'graph_to_json', 'write_graph_json', 'graph_files_for', 'graph_settings', 'graph_labels_digest',
+           'structure_digest', 'relabel_graph_json', 'attribute_to_files', 'generate_graphs', 'graphs_digest',
            'write_graph_index']
 
 # %% ../nbs/31_attribution.ipynb #99662dca
@@ -74,6 +75,10 @@ def error_node_id(layer:int, pos:int) -> str:
     "An error node's id: `{layer}_-1_{pos}` (feature ids are `{layer}_{feature}_{pos}` with feature >= 0)."
     return f"{layer}_-1_{pos}"
 
+def feature_label(labels:dict|None, layer:int, feature:int) -> str:
+    "A feature node's `clerp`: its label in `labels` ({(layer, feature): label}), or '' (circuit-tracer's own default) when it has none."
+    return str((labels or {}).get((int(layer), int(feature)), "") or "")
+
 def graph_to_json(graph, slug:str, tokenizer, node_threshold:float=0.8, edge_threshold:float=0.98, labels:dict|None=None,
                   info:dict|None=None) -> dict:
     "Neuronpedia-format graph (metadata, qParams, nodes, links) of `graph`, pruned; `labels` maps (layer, feature) to a label."
@@ -84,9 +89,8 @@ def graph_to_json(graph, slug:str, tokenizer, node_threshold:float=0.8, edge_thr
     for n in nodes.values():
         if n.feature_type == "mlp reconstruction error":
             n.node_id = n.jsNodeId = error_node_id(int(n.layer), n.ctx_idx)
-        elif n.feature_type == "cross layer transcoder" and labels:
-            layer, feat = int(n.layer), int(n.node_id.split("_")[1])
-            n.clerp = str(labels.get((layer, feat), "")) or n.clerp
+        elif n.feature_type == "cross layer transcoder":
+            n.clerp = feature_label(labels, int(n.layer), int(n.node_id.split("_")[1]))
     used_nodes, used_links = create_used_nodes_and_edges(graph, nodes, edge_mask)
     m = build_model(graph, used_nodes, used_links, slug, graph.scan if isinstance(graph.scan, str) else "r1-interp", node_threshold, tokenizer)
     d = json.loads(m.model_dump_json())
@@ -111,28 +115,72 @@ def graph_files_for(out_dir, category:str, gid:str) -> dict:
 
 def graph_settings(max_n_logits:int=10, desired_logit_prob:float=0.95, batch_size:int=256, max_feature_nodes:int|None=None,
                    offload:str|None=None, node_threshold:float=0.8, edge_threshold:float=0.98, max_weight:float=1e4,
-                   weak_error_share:float=0.5, weak_replacement_score:float=0.5) -> dict:
-    "The attribution, pruning and health-check settings one graph is made with (a record made with others is redone)."
+                   weak_error_share:float=0.5, weak_replacement_score:float=0.5, transcoders:str|None=None) -> dict:
+    """The attribution, pruning and health-check settings one graph is made with (a record made with others is redone).
+    `transcoders`: a digest of the transcoder set (e.g. `runner.input_digest` of its folder), so retrained
+    transcoders redo the graphs."""
     return dict(max_n_logits=max_n_logits, desired_logit_prob=desired_logit_prob, batch_size=batch_size, max_feature_nodes=max_feature_nodes,
                 offload=offload, node_threshold=node_threshold, edge_threshold=edge_threshold, max_weight=max_weight,
-                weak_error_share=weak_error_share, weak_replacement_score=weak_replacement_score)
+                weak_error_share=weak_error_share, weak_replacement_score=weak_replacement_score, transcoders=transcoders)
+
+def _feature_nodes(d:dict) -> list[dict]:
+    return [n for n in d.get("nodes", []) if n.get("feature_type") == "cross layer transcoder"]
+
+def _node_feature(n:dict) -> tuple[int, int]:
+    "(layer, feature) of a feature node (id `{layer}_{feature}_{pos}`)."
+    return int(n["layer"]), int(n["node_id"].split("_")[1])
+
+def graph_labels_digest(d:dict, labels:dict|None) -> str:
+    "Digest of the labels (`feature_label`) of the features in graph JSON `d`: what its `clerp`s are made from."
+    from r1_interp.labels import content_digest
+    feats = sorted({_node_feature(n) for n in _feature_nodes(d)})
+    return content_digest([[l, f, feature_label(labels, l, f)] for l, f in feats])
+
+def structure_digest(d:dict) -> str:
+    "Digest of graph JSON `d` without its feature labels (every `clerp` blanked): what the graph is, apart from its labels."
+    from r1_interp.labels import content_digest
+    return content_digest(dict(d, nodes=[dict(n, clerp="") for n in d.get("nodes", [])]))
+
+def relabel_graph_json(path, labels:dict|None) -> int:
+    "Rewrite the `clerp`s of a graph JSON's feature nodes from `labels` (atomically, only if one changes); returns how many changed."
+    d = json.loads(Path(path).read_text())
+    changed = 0
+    for n in _feature_nodes(d):
+        new = feature_label(labels, *_node_feature(n))
+        if n.get("clerp") != new: n["clerp"] = new; changed += 1
+    if changed: write_graph_json(d, path)
+    return changed
 
 def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, settings:dict, labels:dict|None=None, info:dict|None=None,
                        save_full:bool=True, echo=print) -> dict:
-    "Attribute token `ids`, write the pruned JSON (and the full graph), check it and write its record; a record with the same settings is reused."
+    """Attribute token `ids`, write the pruned JSON (and the full graph), check it and write its record. A record with
+    the same key (settings, tokens) is reused: as it is when the labels of its features are unchanged, else with
+    its JSON's `clerp`s rewritten from `labels`. The returned record has `action`: 'attributed', 'relabelled' or 'kept'."""
     from r1_interp.graph_check import check_graph
     f = graph_files_for(out_dir, category, gid)
-    key = dict(settings, labelled=bool(labels), tokens=[int(t) for t in ids])
+    key = dict(settings, tokens=[int(t) for t in ids])
     if f["record"].exists() and f["json"].exists():
         rec = json.loads(f["record"].read_text())
-        if rec.get("key") == key: echo(f"   {gid}: done before ({rec['verdict']})"); return rec
+        old = {k: v for k, v in (rec.get("key") or {}).items() if k != "labelled"}   # records before labels_digest: 'labelled' flag
+        if old == key:
+            d = json.loads(f["json"].read_text())
+            digest = graph_labels_digest(d, labels)
+            if rec.get("labels_digest") == digest and rec.get("key") == key:
+                echo(f"   {gid}: done before ({rec['verdict']})"); return dict(rec, action="kept")
+            changed = relabel_graph_json(f["json"], labels)
+            rec = dict(rec, key=key, labels_digest=digest)
+            atomic_write_text(f["record"], json.dumps(rec, default=float))
+            echo(f"   {gid}: done before ({rec['verdict']}); labels changed: {changed} of {len(_feature_nodes(d))} feature nodes' clerps rewritten, "
+                 f"attribution kept")
+            return dict(rec, action="relabelled")
     s = settings
     g, secs = attribute_prompt(model, ids, s["max_n_logits"], s["desired_logit_prob"], s["batch_size"], s["max_feature_nodes"], s["offload"])
     scores = graph_scores(g)
     top = g.logit_targets[0].token_str if g.logit_targets else ""
     meta = dict(info or {}, **scores, graph_id=gid, category=category, seconds=secs, tokens=len(ids), max_feature_nodes=s["max_feature_nodes"],
                 active_features=len(g.active_features), selected_features=len(g.selected_features))
-    write_graph_json(graph_to_json(g, gid, tokenizer, s["node_threshold"], s["edge_threshold"], labels, meta), f["json"])
+    gj = graph_to_json(g, gid, tokenizer, s["node_threshold"], s["edge_threshold"], labels, meta)
+    write_graph_json(gj, f["json"])
     if save_full: save_graph(g, f["full"])
     chk = check_graph(f["json"], s["max_weight"], s["weak_error_share"], s["weak_replacement_score"])
     rec = dict(info or {}, id=gid, category=category, tokens=len(ids), seconds=round(secs, 3), **scores, active_features=len(g.active_features),
@@ -140,17 +188,19 @@ def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, se
                error_weight_share=chk.error_weight_share, max_abs_weight=chk.max_abs_weight, verdict=chk.verdict, reasons=chk.reasons,
                max_feature_nodes=s["max_feature_nodes"],
                top_token=top, top_prob=float(g.logit_probabilities[0]) if len(g.logit_probabilities) else math.nan,
-               path=str(f["json"]), key=key)
+               path=str(f["json"]), key=key, labels_digest=graph_labels_digest(gj, labels), structure_digest=structure_digest(gj))
     atomic_write_text(f["record"], json.dumps(rec, default=float))
     echo(f"   {gid}: {rec['features']} features, {rec['links']} links, replacement {scores['replacement_score']:.3f}, "
          f"completeness {scores['completeness_score']:.3f} ({chk.cap_text()}), error share {chk.error_weight_share:.2f}, "
          f"{secs:.1f} s, {chk.verdict}")
-    return rec
+    return dict(rec, action="attributed")
 
 def generate_graphs(model, tokenizer, prompts, out_dir, labels:dict|None=None, save_full:bool=True, echo=print, **settings) -> "pd.DataFrame":
     """Attribute every prompt into `out_dir`, check each graph, and return one summary row per prompt (resumable).
     Layout: `json/<category>/<id>.json` (the graphs, a folder any graph tool can read), `records/<category>/<id>.json`,
-    `full/<category>/<id>.safetensors` (the unpruned graph). `settings`: see `graph_settings`."""
+    `full/<category>/<id>.safetensors` (the unpruned graph). `settings`: see `graph_settings`. `labels` fill the
+    feature nodes' `clerp`s; a graph whose features were relabelled has them rewritten, not re-attributed
+    (`attribute_to_files`; the `action` column says which graphs were attributed, relabelled or kept)."""
     import pandas as pd
     settings = graph_settings(**settings)
     rows = []
@@ -160,6 +210,19 @@ def generate_graphs(model, tokenizer, prompts, out_dir, labels:dict|None=None, s
         rows.append(dict(rec, first_token_correct=_first_token_matches(rec["top_token"], p.expected)))
     write_graph_index(Path(out_dir)/"json")
     return pd.DataFrame(rows)
+
+def graphs_digest(out_dir, with_labels:bool=False) -> str:
+    """Content digest of the graphs below `out_dir` (every `records/<category>/<id>.json`, phase folders included), for
+    keying what reads them: each graph's place and `structure_digest` (its JSON without labels, so a relabel leaves
+    it unchanged), and with `with_labels` its `labels_digest` too. A record without a structure digest (older than it)
+    has it computed from its JSON. No graphs: one fixed digest."""
+    from r1_interp.labels import content_digest
+    out_dir, rows = Path(out_dir), []
+    for p in sorted(out_dir.rglob("records/*/*.json")):
+        rec = json.loads(p.read_text())
+        sd = rec.get("structure_digest") or structure_digest(json.loads(Path(rec["path"]).read_text()))
+        rows.append([p.relative_to(out_dir).as_posix(), sd] + ([rec.get("labels_digest")] if with_labels else []))
+    return content_digest(rows)
 
 def write_graph_index(folder) -> Path:
     "`graph-metadata.json` listing every graph JSON below `folder` (the index circuit-tracer's and Neuronpedia's viewers read)."

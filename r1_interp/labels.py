@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_labels.ipynb #77da776f
 from __future__ import annotations
-import json, os, re, threading, time, typing, warnings
+import hashlib, json, os, re, threading, time, typing, warnings
 from collections import Counter
 from datetime import date, datetime, timezone
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -15,13 +15,15 @@ import pandas as pd
 from .config import atomic_write_text
 
 # %% auto #0
-__all__ = ['LABEL_INSTRUCTIONS', 'LABEL_FIELDS', 'DEFAULT_CLAUDE_MODEL', 'PRICES_AS_OF', 'PRICES', 'CACHE_WRITE', 'CACHE_READ',
-           'BATCH_DISCOUNT', 'mark_example', 'quote_examples', 'label_request', 'ReplyError', 'parse_json_reply',
-           'parse_label', 'label_record', 'LabelLog', 'activating_tokens', 'HeuristicLabeller', 'LabelError',
-           'ModelWarning', 'sdk_models', 'parse_sdk_date', 'sdk_deprecations', 'check_model', 'FatalAPIError',
-           'claude_client', 'FATAL_API_ERRORS', 'fatal_api_error', 'ask_json', 'ClaudeLabeller', 'make_labeller',
-           'feature_contexts', 'features_to_label', 'run_stopping_on_fatal', 'label_features', 'label_features_batch',
-           'price_of', 'cost_report', 'total_cost', 'read_labels']
+__all__ = ['LABEL_INSTRUCTIONS', 'LABEL_FIELDS', 'HEURISTIC_VERSION', 'DEFAULT_CLAUDE_MODEL', 'PRODUCER_FIELDS', 'PRICES_AS_OF',
+           'PRICES', 'CACHE_WRITE', 'CACHE_READ', 'BATCH_DISCOUNT', 'mark_example', 'quote_examples', 'label_request',
+           'ReplyError', 'parse_json_reply', 'parse_label', 'label_record', 'LabelLog', 'activating_tokens',
+           'HeuristicLabeller', 'LabelError', 'ModelWarning', 'sdk_models', 'parse_sdk_date', 'sdk_deprecations',
+           'check_model', 'FatalAPIError', 'claude_client', 'FATAL_API_ERRORS', 'fatal_api_error', 'ask_json',
+           'content_digest', 'ClaudeLabeller', 'make_labeller', 'feature_contexts', 'features_to_label', 'file_digest',
+           'store_digest', 'label_source', 'labeller_settings', 'made_by', 'producer_text', 'run_stopping_on_fatal',
+           'label_features', 'label_features_batch', 'price_of', 'cost_report', 'total_cost', 'read_labels',
+           'labels_digest']
 
 # %% ../nbs/22_labels.ipynb #af68e688
 def mark_example(text, acts, threshold:float=0.0) -> str:
@@ -88,14 +90,15 @@ def parse_label(text:str) -> dict:
     return dict(label=obj["label"].strip(), explanation=obj["explanation"].strip(), confidence=float(obj["confidence"]))
 
 # %% ../nbs/22_labels.ipynb #461804ff
-LABEL_FIELDS = ("layer", "feature", "status", "label", "explanation", "confidence", "labeller", "model", "error", "attempts",
+LABEL_FIELDS = ("layer", "feature", "status", "label", "explanation", "confidence", "labeller", "model", "prompt", "source", "error", "attempts",
                 "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "batch", "seconds")
 
 def label_record(layer:int, feature:int, labeller:str, model:str|None, status:str="ok", **kw) -> dict:
-    "One feature's outcome: a label (status 'ok') or a recorded failure (status 'failed', with `error`), with who made it and its token usage."
+    """One feature's outcome: a label (status 'ok') or a recorded failure (status 'failed', with `error`), with who made it
+    (`labeller`, `model`, `prompt`: the labeller's settings; `source`: the examples it was shown) and its token usage."""
     r = dict(layer=int(layer), feature=int(feature), status=status, label=None, explanation=None, confidence=None, labeller=labeller,
-             model=model, error=None, attempts=1, input_tokens=0, output_tokens=0, cache_creation_input_tokens=0, cache_read_input_tokens=0,
-             batch=False, seconds=0.0)
+             model=model, prompt=None, source=None, error=None, attempts=1, input_tokens=0, output_tokens=0, cache_creation_input_tokens=0,
+             cache_read_input_tokens=0, batch=False, seconds=0.0)
     bad = set(kw) - set(LABEL_FIELDS)
     if bad: raise KeyError(f"unknown label record field(s) {sorted(bad)}")
     r.update(kw); return r
@@ -159,22 +162,27 @@ def activating_tokens(top, rel:float=0.5) -> Counter:
         c.update(t.strip() or t for t, a in zip(text, acts) if m > 0 and a >= rel * m)
     return c
 
+HEURISTIC_VERSION = 1   # raise when the heuristic's rule changes: its earlier labels are then redone
+
 class HeuristicLabeller:
     """The offline labeller, clearly named in every record it makes (labeller 'heuristic', no model): the label
-    lists, in single quotes, the tokens the feature is most often strongly active on in its top contexts; the
-    confidence is the share of those contexts whose maximum falls on one of them. No language model is involved."""
+    lists, in single quotes, the `n_tokens` tokens the feature is most often active on at >= `rel` x a context's
+    maximum in its top contexts; the confidence is the share of those contexts whose maximum falls on one of them.
+    No language model is involved. `prompt` names the rule's version and settings."""
     name, model = "heuristic", None
-    def __init__(self, n_tokens:int=3): self.n_tokens = n_tokens
+    def __init__(self, n_tokens:int=3, rel:float=0.5):
+        self.n_tokens, self.rel = n_tokens, rel
+        self.prompt = f"heuristic-v{HEURISTIC_VERSION}:n_tokens={n_tokens},rel={rel}"
     def label(self, layer:int, feature:int, top) -> dict:
         t0 = time.time()
-        common = activating_tokens(top).most_common(self.n_tokens)
-        if not common: return label_record(layer, feature, self.name, None, "failed", error="no activating contexts")
+        common = activating_tokens(top, self.rel).most_common(self.n_tokens)
+        if not common: return label_record(layer, feature, self.name, None, "failed", prompt=self.prompt, error="no activating contexts")
         toks = [t for t, _ in common]
         at_max = [text[int(np.argmax(acts))].strip() in toks for text, acts in top]
         text, acts = top[0]
-        return label_record(layer, feature, self.name, None, label="fires on " + ", ".join(f"'{t}'" for t in toks),
+        return label_record(layer, feature, self.name, None, label="fires on " + ", ".join(f"'{t}'" for t in toks), prompt=self.prompt,
                             explanation=f"most frequent strongly active tokens in its top {len(top)} contexts: " + ", ".join(f"'{t}' ({n})" for t, n in common)
-                                        + f"; strongest: {mark_example(text, acts, 0.5 * max(acts))!r}",
+                                        + f"; strongest: {mark_example(text, acts, self.rel * max(acts))!r}",
                             confidence=round(float(np.mean(at_max)), 3), seconds=time.time() - t0)
 
 # %% ../nbs/22_labels.ipynb #33ecb3f2
@@ -288,20 +296,27 @@ def ask_json(client, request:dict, parse, first=None):
                                           dict(role="user", content=f"That reply could not be used: {e}. Reply with the JSON object only.")])
     return None, usage, attempts, err
 
+def content_digest(obj) -> str:
+    "16 hex digits of the SHA-256 of `obj` as canonical JSON (sorted keys): the same content gives the same digest."
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
+
 class ClaudeLabeller:
-    "Labels a feature with Claude through the `anthropic` SDK: `label_request`, `parse_label`, one retry of a malformed reply (`ask_json`)."
+    """Labels a feature with Claude through the `anthropic` SDK: `label_request`, `parse_label`, one retry of a
+    malformed reply (`ask_json`). `prompt` is 'label:' and the digest of the request a feature would get with no
+    examples (instructions, the user turn's template, max_tokens), so any change to the prompt changes it."""
     name = "claude"
     def __init__(self, client, model:str=DEFAULT_CLAUDE_MODEL, max_tokens:int=300, checked:bool=False):
         if not checked: check_model(model)
         self.client, self.model, self.max_tokens = client, model, max_tokens
+        self.prompt = "label:" + content_digest(label_request(0, 0, [], "", max_tokens))
     def request(self, layer:int, feature:int, top) -> dict:
         return label_request(layer, feature, [mark_example(t, a) for t, a in top], self.model, self.max_tokens)
     def label(self, layer:int, feature:int, top, first=None) -> dict:
         t0 = time.time()
         parsed, usage, attempts, err = ask_json(self.client, self.request(layer, feature, top), parse_label, first)
         kw = dict(usage, attempts=attempts, seconds=round(time.time() - t0, 3), batch=first is not None)
-        if parsed is None: return label_record(layer, feature, self.name, self.model, "failed", error=err, **kw)
-        return label_record(layer, feature, self.name, self.model, **parsed, **kw)
+        if parsed is None: return label_record(layer, feature, self.name, self.model, "failed", prompt=self.prompt, error=err, **kw)
+        return label_record(layer, feature, self.name, self.model, prompt=self.prompt, **parsed, **kw)
 
 def make_labeller(kind:str="auto", model:str=DEFAULT_CLAUDE_MODEL, **client_kw):
     "'claude', 'heuristic', or 'auto' (Claude when ANTHROPIC_API_KEY is set, else the heuristic labeller); a Claude model is checked first (`check_model`)."
@@ -327,12 +342,61 @@ def features_to_label(store, layer:int, min_frequency:float=1e-4, max_features:i
     if max_features is not None and len(ok) > max_features: ok = ok.sample(max_features, random_state=seed)
     return sorted(int(f) for f in ok)
 
+# %% ../nbs/22_labels.ipynb #98e768a7
+_FILE_DIGESTS = {}
+
+def file_digest(path) -> str:
+    """16 hex digits of the SHA-256 of a file's bytes, remembered in this process while the file's size and
+    modification time stay the same (a store's examples are hashed once per run, not once per call)."""
+    p = Path(path); st = p.stat()
+    k = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if k not in _FILE_DIGESTS:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+        _FILE_DIGESTS[k] = h.hexdigest()[:16]
+    return _FILE_DIGESTS[k]
+
+def store_digest(store, layer:int) -> str:
+    "Content digest of what a feature store holds for `layer`: its examples (windows and activations) and the token texts they are shown with."
+    return content_digest([file_digest(store._path(layer, "examples")), file_digest(store.folder/"vocab.parquet")])
+
+def label_source(store, layer:int, n_examples:int|None) -> str:
+    "What a labeller is shown of `layer`: the store's content digest and how many top contexts per feature (`top-all`: every one)."
+    return f"store:{store_digest(store, layer)}/top{'-all' if n_examples is None else int(n_examples)}"
+
+PRODUCER_FIELDS = ("labeller", "model", "prompt", "source")
+
+def labeller_settings(labeller) -> dict:
+    "What a labeller's records say about it: {labeller, model, prompt}."
+    return dict(labeller=labeller.name, model=getattr(labeller, "model", None), prompt=getattr(labeller, "prompt", None))
+
+def made_by(record:dict, producer:dict) -> bool:
+    "Whether `record` was made by `producer` (every one of its fields present and equal: a record older than a field is not)."
+    return all(k in record and record[k] == v for k, v in producer.items())
+
+def producer_text(producer:dict|None) -> str:
+    "A producer in words: 'claude claude-sonnet-4-6, prompt label:..., source store:...'; 'unknown' for None."
+    if not producer: return "unknown settings (recorded before producers were)"
+    who = " ".join(str(producer[k]) for k in ("labeller", "rater", "model") if producer.get(k))
+    return ", ".join([who] + [f"{k} {producer[k]}" for k in ("prompt", "source") if k in producer])
+
 # %% ../nbs/22_labels.ipynb #e415db91
-def _wanted_and_missing(store, layer:int, log:LabelLog, features, min_frequency:float, max_features:int|None):
-    "(features of `layer` to label: `features`, or `features_to_label`; those of them with no ok record in `log`)."
+def _wanted_and_missing(store, layer:int, log:LabelLog, features, min_frequency:float, max_features:int|None, producer:dict):
+    """(features of `layer` to label: `features`, or `features_to_label`; those of them whose latest record in `log` is
+    not an ok label made by `producer`; {other producer in words: how many} of the ok labels among the latter)."""
     want = features_to_label(store, layer, min_frequency, max_features) if features is None else sorted(int(f) for f in features)
-    done = {k[1] for k, r in log.latest().items() if k[0] == layer and r["status"] == "ok"}
-    return want, [f for f in want if f not in done]
+    latest = {k[1]: r for k, r in log.latest().items() if k[0] == layer}
+    todo = [f for f in want if not (f in latest and latest[f]["status"] == "ok" and made_by(latest[f], producer))]
+    other = Counter(producer_text({k: latest[f][k] for k in PRODUCER_FIELDS if k in latest[f]} if "prompt" in latest[f] else None)
+                    for f in todo if f in latest and latest[f]["status"] == "ok")
+    return want, todo, dict(other)
+
+def _plan_text(layer:int, want, todo, other:dict, producer:dict) -> str:
+    redo = sum(other.values())
+    others = "; ".join(f"{n} by {w}" for w, n in other.items())
+    return (f"layer {layer}: {len(want)} features to label, {len(want) - len(todo)} already labelled by these settings, "
+            f"{len(todo)} to do ({producer_text(producer)})" + (f"; {redo} of them labelled by other settings, redone: {others}" if redo else ""))
 
 def run_stopping_on_fatal(one, items:list, record, max_concurrency:int, what:str) -> int:
     """`record(one(item))` for every item, `max_concurrency` at a time, except that the first item runs alone: an
@@ -365,20 +429,25 @@ def _layer_records(log:LabelLog, layer:int, features) -> pd.DataFrame:
 
 def label_features(store, layer:int, log:LabelLog, labeller, features=None, n_examples:int=20, max_concurrency:int=8,
                    min_frequency:float=1e-4, max_features:int|None=None, echo=print) -> pd.DataFrame:
-    """Label the features of `layer` that have no label in `log` yet (default: `features_to_label`), `max_concurrency`
-    at a time, appending each record to `log` as soon as it is made. A failure (API error after retries, a reply
-    malformed twice, an unexpected exception) is recorded for that feature and never stops the layer; a rerun labels
-    failed and missing features only. An error every request would meet (a refused key, an unknown model) is not a
-    feature's failure: the first feature is sent alone, and such an error there or later stops the layer with one
-    `FatalAPIError` (`run_stopping_on_fatal`). Returns this layer's latest records."""
-    want, todo = _wanted_and_missing(store, layer, log, features, min_frequency, max_features)
-    echo(f"layer {layer}: {len(want)} features to label, {len(want) - len(todo)} already labelled, {len(todo)} to do ({labeller.name})")
+    """Label the features of `layer` (default: `features_to_label`) that have no label in `log` made by this labeller
+    with these settings on these examples (`made_by` its producer: labeller, model, prompt, source), `max_concurrency`
+    at a time, appending each record to `log` as soon as it is made. A label made by another producer is redone. A
+    failure (API error after retries, a reply malformed twice, an unexpected exception) is recorded for that feature
+    and never stops the layer; a rerun labels failed, missing and other producers' features only. An error every
+    request would meet (a refused key, an unknown model) is not a feature's failure: the first feature is sent alone,
+    and such an error there or later stops the layer with one `FatalAPIError` (`run_stopping_on_fatal`). Returns this
+    layer's latest records."""
+    prod = dict(labeller_settings(labeller), source=label_source(store, layer, n_examples))
+    want, todo, other = _wanted_and_missing(store, layer, log, features, min_frequency, max_features, prod)
+    echo(_plan_text(layer, want, todo, other, prod))
     if todo:
         ctx = feature_contexts(store, layer, todo, "top", n_examples)
         def one(f):
-            try: return labeller.label(layer, f, ctx.get(f, []))
+            try: return dict(labeller.label(layer, f, ctx.get(f, [])), **prod)
             except FatalAPIError: raise
-            except Exception as e: return label_record(layer, f, labeller.name, getattr(labeller, "model", None), "failed", error=f"{type(e).__name__}: {e}")
+            except Exception as e:
+                return label_record(layer, f, prod["labeller"], prod["model"], "failed", prompt=prod["prompt"], source=prod["source"],
+                                    error=f"{type(e).__name__}: {e}")
         run_stopping_on_fatal(one, todo, log.append, max_concurrency, f"layer {layer}")
     return _layer_records(log, layer, want)
 
@@ -389,22 +458,29 @@ def label_features_batch(store, layer:int, log:LabelLog, labeller:ClaudeLabeller
                          min_frequency:float=1e-4, max_features:int|None=None, poll_seconds:float=30.0, echo=print) -> pd.DataFrame:
     """Label through the Message Batches API (half price, asynchronous): one batch for the missing features of
     `layer`, its id saved to `state_path` (atomically) as soon as it is created, polled until it ends, results
-    appended to `log`. A restart with `state_path` present resumes polling the same batch instead of submitting a
-    new one; a result for a feature already labelled is skipped. A malformed reply gets its one retry through the
-    ordinary Messages API."""
+    appended to `log`. "Missing" is as in `label_features`: no label made by this labeller, model, prompt and source.
+    The batch's producer is saved with its id: a restart with `state_path` present resumes polling the same batch
+    instead of submitting a new one, provided it was made by the same producer (else `LabelError`: its results would
+    be recorded under settings that did not make them); a result for a feature already labelled by this producer is
+    skipped. A malformed reply gets its one retry through the ordinary Messages API."""
     state_path = Path(state_path)
+    prod = dict(labeller_settings(labeller), source=label_source(store, layer, n_examples))
     if state_path.exists():
         state = json.loads(state_path.read_text())
         if state.get("layer") != layer: raise LabelError(f"{state_path}: an in-flight batch for layer {state.get('layer')}, not {layer}; let it finish first")
+        if state.get("producer") != prod:
+            raise LabelError(f"{state_path}: an in-flight batch made by other settings ({producer_text(state.get('producer'))}) than this run's "
+                             f"({producer_text(prod)}): run with its settings to collect it, or delete {state_path.name} to abandon it "
+                             f"(its results are then never read)")
         echo(f"layer {layer}: resuming batch {state['batch_id']} ({len(state['features'])} features)")
     else:
-        want, todo = _wanted_and_missing(store, layer, log, features, min_frequency, max_features)
-        if not todo:
-            echo(f"layer {layer}: every feature labelled"); return _layer_records(log, layer, want)
+        want, todo, other = _wanted_and_missing(store, layer, log, features, min_frequency, max_features, prod)
+        echo(_plan_text(layer, want, todo, other, prod))
+        if not todo: return _layer_records(log, layer, want)
         ctx = feature_contexts(store, layer, todo, "top", n_examples)
         try: batch = labeller.client.messages.batches.create(requests=[dict(custom_id=_custom_id(layer, f), params=labeller.request(layer, f, ctx.get(f, []))) for f in todo])
         except FATAL_API_ERRORS() as e: raise FatalAPIError(f"layer {layer}: the batch was not created: {fatal_api_error(e, labeller.model)}") from None
-        state = dict(batch_id=batch.id, layer=layer, features=todo, created=time.time())
+        state = dict(batch_id=batch.id, layer=layer, features=todo, created=time.time(), producer=prod)
         atomic_write_text(state_path, json.dumps(state))
         echo(f"layer {layer}: submitted batch {batch.id} with {len(todo)} features")
     while True:
@@ -414,14 +490,15 @@ def label_features_batch(store, layer:int, log:LabelLog, labeller:ClaudeLabeller
     latest = log.latest()
     for res in labeller.client.messages.batches.results(state["batch_id"]):
         f = int(res.custom_id.split("-F")[1])
-        if latest.get((layer, f), {}).get("status") == "ok": continue
+        done = latest.get((layer, f), {})
+        if done.get("status") == "ok" and made_by(done, prod): continue
         if res.result.type == "succeeded":
             ctx = feature_contexts(store, layer, [f], "top", n_examples)
             rec = labeller.label(layer, f, ctx.get(f, []), first=res.result.message)
         else:
             err = getattr(res.result, "error", None)
             rec = label_record(layer, f, labeller.name, labeller.model, "failed", batch=True, error=f"batch result {res.result.type}: {err.error.message if err is not None and getattr(err, 'error', None) else ''}")
-        log.append(rec)
+        log.append(dict(rec, **prod))
     state_path.unlink(missing_ok=True)
     return _layer_records(log, layer, state["features"])
 
@@ -473,10 +550,17 @@ def total_cost(report:pd.DataFrame) -> str:
     return f"${report.cost_usd.sum():.4f} for {n} requests (list prices as of {PRICES_AS_OF})"
 
 # %% ../nbs/22_labels.ipynb #bdaf268f
-def read_labels(labels_dir) -> dict:
-    "{(layer, feature): label} of every ok label under `labels_dir`/layer_N/labels.jsonl (what the graph phase writes into `clerp`)."
+def read_labels(labels_dir, layers=None) -> dict:
+    """{(layer, feature): label} of every feature whose latest record under `labels_dir`/layer_N/labels.jsonl is an ok
+    label (what the graph phase writes into `clerp`), of `layers` only when given."""
     out = {}
     for p in sorted(Path(labels_dir).glob("layer_*/labels.jsonl")):
         for (l, f), r in LabelLog(p).latest().items():
-            if r["status"] == "ok": out[(int(l), int(f))] = r["label"]
+            if r["status"] == "ok" and (layers is None or int(l) in layers): out[(int(l), int(f))] = r["label"]
     return out
+
+def labels_digest(labels_dir, layers=None) -> str:
+    """Content digest of the labels the graph phase uses (`read_labels` of `labels_dir`, `layers` only when given): it
+    changes when a label's text changes, appears or goes, and not when the same labels are written again (by a rerun,
+    another labeller or a later line). Reads `labels_dir`/layer_N/labels.jsonl; no labels at all give one fixed digest."""
+    return content_digest(sorted([l, f, t] for (l, f), t in read_labels(labels_dir, layers).items()))

@@ -658,14 +658,17 @@ def pick_target(tokenizer, response_ids, span, phase:str, verdict:Verdict, expec
 
 # %% ../nbs/34_phases.ipynb #066f9e08
 def _load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int) -> Response:
+    "The model's cached response to `prompt`, if made by this model (its folder or hub id) with these settings; else a new one."
     import json
     from r1_interp.config import atomic_write_text
+    made_by = str(getattr(hf_model.config, "_name_or_path", "") or type(hf_model).__name__)
     if path.exists():
-        d = json.loads(path.read_text())
-        if d.get("prompt") == prompt and d.get("max_new_tokens") == max_new_tokens:
+        try: d = json.loads(path.read_text())
+        except (OSError, ValueError): d = {}          # damaged: generated again
+        if d.get("prompt") == prompt and d.get("max_new_tokens") == max_new_tokens and d.get("model") == made_by:
             return Response(d["prompt_ids"], d["response_ids"], d["text"], d["finished"])
     r = generate_response(hf_model, tokenizer, prompt, max_new_tokens)
-    atomic_write_text(path, json.dumps(dict(asdict(r), prompt=prompt, max_new_tokens=max_new_tokens)))
+    atomic_write_text(path, json.dumps(dict(asdict(r), prompt=prompt, max_new_tokens=max_new_tokens, model=made_by)))
     return r
 
 def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:bool, max_new_tokens:int=512,

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .labels import (LabelLog, ReplyError, FatalAPIError, DEFAULT_CLAUDE_MODEL, parse_json_reply, quote_examples, mark_example,
-                              ask_json, check_model, run_stopping_on_fatal)
+                              ask_json, check_model, run_stopping_on_fatal, content_digest, store_digest, made_by, producer_text)
 
 # %% auto #0
-__all__ = ['CITIES', 'TOWNS', 'SCORING_INSTRUCTIONS', 'ANSWER_KEY', 'NEGATION', 'SCORE_FIELDS', 'SUMMARY_COLUMNS', 'shown_chunks',
-           'scoring_set', 'balanced_accuracy', 'city_documents', 'known_feature_store', 'detection_items',
-           'fuzzing_items', 'scoring_request', 'parse_choice', 'quoted_tokens', 'token_key', 'negation_cue',
-           'TokenMatchRater', 'ClaudeRater', 'score_label', 'score_labels', 'score_summary', 'shown_overlap',
-           'confidence_vs_score']
+__all__ = ['CITIES', 'TOWNS', 'SCORING_INSTRUCTIONS', 'ANSWER_KEY', 'NEGATION', 'TOKEN_MATCH_VERSION', 'SCORE_FIELDS',
+           'SUMMARY_COLUMNS', 'shown_chunks', 'scoring_set', 'balanced_accuracy', 'city_documents',
+           'known_feature_store', 'detection_items', 'fuzzing_items', 'scoring_request', 'parse_choice',
+           'quoted_tokens', 'token_key', 'negation_cue', 'TokenMatchRater', 'ClaudeRater', 'score_label',
+           'score_source', 'rater_settings', 'score_labels', 'score_summary', 'shown_overlap', 'confidence_vs_score']
 
 # %% ../nbs/23_scoring.ipynb #735bcc6b
 def _context(r) -> dict:
@@ -189,11 +189,15 @@ def negation_cue(label:str) -> str|None:
     return m[0] if m else None
 
 # %% ../nbs/23_scoring.ipynb #edabc870
+TOKEN_MATCH_VERSION = 1   # raise when the token-match rule changes: its earlier scores are then redone
+
 class TokenMatchRater:
     """The offline rater, named in every score (rater 'token-match', no model): detection predicts a context active
     when its focal token is one the label quotes, fuzzing a marking correct when every marked token is one the label
-    quotes (whole tokens, `token_key`). A negated label or one quoting no token is unrated (`unrated_reason`)."""
+    quotes (whole tokens, `token_key`). A negated label or one quoting no token is unrated (`unrated_reason`).
+    `prompt` names the rule's version and the digest of its quote and negation patterns."""
     name, model = "token-match", None
+    prompt = f"token-match-v{TOKEN_MATCH_VERSION}:" + content_digest([_QUOTED.pattern, NEGATION.pattern])
     def unrated_reason(self, label:str) -> str|None:
         "Why this rater cannot rate `label`, or None when it can."
         if (cue := negation_cue(label)): return f"negated label ({cue!r} outside the quotes): the token-match rater does not parse negation"
@@ -205,24 +209,27 @@ class TokenMatchRater:
         return np.array(pred, bool), Counter(), 1, None
 
 class ClaudeRater:
-    "Rates with Claude through the `anthropic` SDK: `scoring_request` on the items' text, `parse_choice`, one retry of a malformed reply."
+    """Rates with Claude through the `anthropic` SDK: `scoring_request` on the items' text, `parse_choice`, one retry of
+    a malformed reply. `prompt`: 'score:' and the digest of both methods' request templates."""
     name = "claude"
     def __init__(self, client, model:str=DEFAULT_CLAUDE_MODEL):
         check_model(model)
         self.client, self.model = client, model
+        self.prompt = "score:" + content_digest({m: scoring_request(m, "", [], "") for m in SCORING_INSTRUCTIONS})
     def rate(self, method:str, label:str, items:list[dict]):
         return ask_json(self.client, scoring_request(method, label, [it["text"] for it in items], self.model), parse_choice(method, len(items)))
 
 # %% ../nbs/23_scoring.ipynb #8956f22d
-SCORE_FIELDS = ("layer", "feature", "method", "status", "score", "n_pos", "n_neg", "tpr", "tnr", "rater", "model", "labeller", "label",
-                "error", "note", "attempts", "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "batch", "seconds")
+SCORE_FIELDS = ("layer", "feature", "method", "status", "score", "n_pos", "n_neg", "tpr", "tnr", "rater", "model", "prompt", "source",
+                "labeller", "label", "error", "note", "attempts", "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "batch", "seconds")
 
 def score_label(rater, layer:int, feature:int, label:str, sets:dict, method:str, seed:int=0, labeller:str|None=None) -> dict:
     """Score one label by one method: the rater's predictions against the truth, as balanced accuracy, in a record
     with usage. Status 'ok', 'failed' (with `error`) or 'unrated' (the rater cannot read this label; `note` says why)."""
     t0 = time.time()
     items, truth = (detection_items if method == "detection" else fuzzing_items)(sets, seed)
-    rec = dict(layer=int(layer), feature=int(feature), method=method, rater=rater.name, model=rater.model, labeller=labeller, label=label,
+    rec = dict(layer=int(layer), feature=int(feature), method=method, rater=rater.name, model=rater.model, prompt=getattr(rater, "prompt", None),
+               source=None, labeller=labeller, label=label,
                n_pos=int(sum(truth)), n_neg=int(len(truth) - sum(truth)), batch=False, score=None, tpr=None, tnr=None, error=None, note=None,
                input_tokens=0, output_tokens=0, cache_creation_input_tokens=0, cache_read_input_tokens=0)
     if not items or rec["n_pos"] == 0 or rec["n_neg"] == 0:
@@ -236,27 +243,47 @@ def score_label(rater, layer:int, feature:int, label:str, sets:dict, method:str,
     return dict(rec, status="ok", score=balanced_accuracy(t, p), tpr=float(np.mean(p[t])), tnr=float(np.mean(~p[~t])))
 
 # %% ../nbs/23_scoring.ipynb #57e69940
+def score_source(store, layer:int, n:int, seed:int, n_examples:int|None) -> str:
+    "What a score of `layer` is computed on: the store's content digest, `n` contexts of each kind, the seed, the top contexts the labeller saw."
+    return f"store:{store_digest(store, layer)}/n{int(n)}/seed{int(seed)}/shown{'-all' if n_examples is None else int(n_examples)}"
+
+def rater_settings(rater, store, layer:int, n:int, seed:int, n_examples:int|None) -> dict:
+    "A score's producer: {rater, model, prompt, source}."
+    return dict(rater=rater.name, model=getattr(rater, "model", None), prompt=getattr(rater, "prompt", None),
+                source=score_source(store, layer, n, seed, n_examples))
+
+def _scored(r:dict, label:str, labeller, scorer:dict) -> bool:
+    "Whether score record `r` is the score of this label (text and labeller) by this scorer: ok, or unrated by it."
+    return r["status"] in ("ok", "unrated") and r.get("label") == label and r.get("labeller") == labeller and made_by(r, scorer)
+
 def score_labels(store, layer:int, labels:pd.DataFrame, log:LabelLog, rater, methods=("detection", "fuzzing"), n:int=5,
                  max_concurrency:int=8, seed:int=0, n_examples:int|None=None, echo=print) -> pd.DataFrame:
-    """Score every ok label of `layer` in `labels` by each of `methods` that `log` (keyed by layer, feature, method)
-    has no score for, `max_concurrency` at a time, appending each record as it is made. Activating contexts come
-    from chunks the labeller was not shown (the best `n_examples` top contexts; None: every top context). Failures
-    are recorded and never stop the layer, except an error every request would meet (`FatalAPIError`: a refused
-    key), which stops it at the first request. A label this rater left unrated is not tried again by it. Returns
-    this layer's latest scores."""
+    """Score every ok label of `layer` in `labels` by each of `methods` unless `log` (keyed by layer, feature, method)
+    holds its score: one of this label (text and labeller) by this rater with these settings (`rater_settings`),
+    `max_concurrency` at a time, appending each record as it is made. A score of another label, or by another rater,
+    model, prompt or source, is redone; a record from before these keys existed counts as another's. Activating
+    contexts come from chunks the labeller was not shown (the best `n_examples` top contexts; None: every top
+    context). Failures are recorded and never stop the layer, except an error every request would meet
+    (`FatalAPIError`: a refused key), which stops it at the first request. A label this rater left unrated is not
+    tried again by it. Returns this layer's latest scores."""
     labels = labels[(labels.layer == layer) & (labels.status == "ok")]
-    done = {k for k, r in log.latest().items() if r["status"] == "ok" or (r["status"] == "unrated" and r.get("rater") == rater.name)}
-    todo = [(int(r.feature), r.label, r.labeller, m) for r in labels.itertuples() for m in methods if (layer, int(r.feature), m) not in done]
-    echo(f"layer {layer}: {len(labels)} labels x {len(methods)} methods, {len(todo)} scores to make ({rater.name})")
+    scorer = rater_settings(rater, store, layer, n, seed, n_examples)
+    latest = log.latest()
+    todo = [(int(r.feature), r.label, r.labeller, m) for r in labels.itertuples() for m in methods
+            if not _scored(latest.get((layer, int(r.feature), m), {"status": None}), r.label, r.labeller, scorer)]
+    stale = sum((layer, f, m) in latest for f, _, _, m in todo)
+    echo(f"layer {layer}: {len(labels)} labels x {len(methods)} methods, {len(todo)} scores to make ({producer_text(scorer)})"
+         + (f", {stale} of them replacing scores of another label or by other settings" if stale else ""))
     if todo:
         ex = store.examples(layer, features=sorted({t[0] for t in todo}), kind=None)
         sets = {int(f): scoring_set(g, n, seed + int(f), n_examples) for f, g in ex.groupby("feature")}
         def one(t):
             f, label, labeller, m = t
-            try: return score_label(rater, layer, f, label, sets.get(f, dict(pos=[], neg=[])), m, seed + f, labeller)
+            try: return dict(score_label(rater, layer, f, label, sets.get(f, dict(pos=[], neg=[])), m, seed + f, labeller), **scorer)
             except FatalAPIError: raise
             except Exception as e:
-                return dict(layer=layer, feature=f, method=m, status="failed", rater=rater.name, model=rater.model, labeller=labeller, label=label, error=f"{type(e).__name__}: {e}")
+                return dict(layer=layer, feature=f, method=m, status="failed", labeller=labeller, label=label,
+                            error=f"{type(e).__name__}: {e}", **scorer)
         run_stopping_on_fatal(one, todo, log.append, max_concurrency, f"layer {layer} scores")
     df = log.frame(SCORE_FIELDS)
     return df[(df.layer == layer) & df.feature.isin(labels.feature)].sort_values(["feature", "method"]).reset_index(drop=True)
