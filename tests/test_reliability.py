@@ -4,7 +4,7 @@ nothing was done twice (training steps, collected batches, labels, graphs each e
 does nothing."""
 import json, os, signal, subprocess, time
 from pathlib import Path
-import pandas as pd
+import pandas as pd, pytest
 from conftest import r1_interp_cmd
 
 def _run_until(args, env, marker:str, ready, timeout:float=900):
@@ -28,7 +28,13 @@ def _lines(p) -> int:
     try: return len(p.read_text().splitlines())
     except OSError: return 0
 
-def test_killed_at_three_phases_then_finished(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_outputs(tmp_path_factory):
+    "One outputs folder for this module: the kill test runs the tiny preset into it, the lock test reuses what it made."
+    return tmp_path_factory.mktemp("tiny")
+
+def test_killed_at_three_phases_then_finished(tiny_outputs):
+    tmp_path = tiny_outputs
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
     args = ["run", "--preset", "tiny", "--outputs", str(tmp_path)]
     ckpt = tmp_path/"train"/"checkpoints"/"layers_0-1"
@@ -76,3 +82,62 @@ def test_disk_full_while_writing_a_report_is_a_failure_not_a_result(tmp_path, mo
     assert runner.read_record(job)["status"] == "failed"
     monkeypatch.undo()
     assert runner.run_batch([job]).results[0].status == "ok" and runner.is_complete(job)
+
+def test_two_runs_on_one_folder_make_each_request_once(tiny_outputs):
+    """Two `r1-interp run`s of the tiny preset on one outputs folder, Claude labelling through a local Messages API:
+    the second refuses while the first holds the folder, naming it; a third told to --wait waits, then finds
+    everything done. Every API request is made once. Then a changed corpus makes exactly the jobs that read it stale."""
+    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
+    tmp_path = tiny_outputs              # the kill test's finished run when it ran first (the earlier phases are skipped)
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+    out = ["--preset", "tiny", "--outputs", str(tmp_path)]
+    early = sum((["--phase", p] for p in ("prepare", "sweep", "select", "train", "summary", "collect")), [])
+    first = subprocess.run(r1_interp_cmd() + ["run", *out, *early], capture_output=True, text=True, timeout=900, env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    with FakeMessagesAPI(rule_answer, faults=[(".", ["slow"] * 4)], slow_seconds=2.0) as api:
+        env = dict(env, ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=api.url)
+        args = r1_interp_cmd() + ["run", *out, "--labeller", "claude"]
+        a = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        lines = []
+        for line in a.stdout:                               # wait until A works inside the label phase
+            lines.append(line)
+            if "== label:" in line: break
+        assert a.poll() is None, "".join(lines)
+        b = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+        c = subprocess.Popen(args + ["--wait", "900"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        rest = a.stdout.read(); a.wait()
+        c_out = c.communicate(timeout=900)[0]
+        assert a.returncode == 0, "".join(lines) + rest
+        assert b.returncode == 2 and f"pid {a.pid}" in b.stderr and "in use" in b.stderr, b.stdout + b.stderr
+        assert "ok:" not in b.stdout, "the refused run ran a notebook"
+        assert c.returncode == 0 and "ok:" not in c_out and "skipped:" in c_out, c_out
+        bodies = [json.dumps(r["body"], sort_keys=True) for r in api.requests if r["path"].startswith("/v1/messages")]
+    assert len(bodies) >= 2 * 12 * 3, len(bodies)            # labels, detection and fuzzing for 12 features of 2 layers
+    assert len(bodies) == len(set(bodies)), f"{len(bodies) - len(set(bodies))} requests made twice"
+    for l in (0, 1):
+        recs = [json.loads(x) for x in (tmp_path/"features"/"labels"/f"layer_{l}"/"labels.jsonl").read_text().splitlines()]
+        claude = [r["feature"] for r in recs if r["labeller"] == "claude"]
+        assert len(claude) == len(set(claude)) == 12, f"layer {l}: a feature labelled by Claude twice, or not at all"
+        assert all(r["labeller"] == "claude" for r in {r["feature"]: r for r in recs}.values())
+    # a changed corpus makes exactly the jobs that read it stale, and status says why
+    env.pop("ANTHROPIC_API_KEY"); env.pop("ANTHROPIC_BASE_URL")
+    small = subprocess.run(r1_interp_cmd() + ["prepare", *out, "--max-tokens", "8192"], capture_output=True, text=True, timeout=300, env=env)
+    assert small.returncode == 0, small.stdout[-2000:] + small.stderr[-2000:]
+    assert json.loads(next((tmp_path/"data").glob("*/corpus/meta.json")).read_text())["key"]["max_tokens"] == 8192
+    st = subprocess.run(r1_interp_cmd() + ["status", "--json", *out], capture_output=True, text=True, timeout=120, env=env)
+    rows = [json.loads(l) for l in st.stdout.splitlines()]
+    state = {r["phase"]: (r["state"], r["reason"]) for r in rows}
+    assert state["prepare"] == ("stale", "parameters changed: max_tokens 8192 -> 16384"), state["prepare"]
+    for phase in ("sweep", "train", "summary", "collect"):
+        assert state[phase][0] == "stale" and "corpus/meta.json changed" in state[phase][1], (phase, state[phase])
+    for phase in ("select", "graphs"):
+        assert state[phase] == ("done", None), (phase, state[phase])
+    # the label jobs ran with --labeller claude: the preset's own labeller differs, and that is all that differs
+    assert state["label"] == ("stale", "parameters changed: labeller 'claude' -> 'auto'"), state["label"]
+    # a label notebook run by hand (plain papermill) on a layer another process is labelling is refused, naming it
+    import papermill as pm
+    from r1_interp.runner import hold_lock
+    with hold_lock(tmp_path/"features"/"labels"/"layer_0"/".lock"):
+        with pytest.raises(pm.PapermillExecutionError, match=f"pid {os.getpid()}"):
+            pm.execute_notebook(str(Path(__file__).parents[1]/"nbs"/"pipelines"/"label_layer.ipynb"), str(tmp_path/"by_hand.ipynb"),
+                                parameters=dict(outputs=str(tmp_path), layer=0), progress_bar=False)
