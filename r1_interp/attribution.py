@@ -159,11 +159,14 @@ def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, se
     from r1_interp.graph_check import check_graph
     f = graph_files_for(out_dir, category, gid)
     key = dict(settings, tokens=[int(t) for t in ids])
+    rec = d = None
     if f["record"].exists() and f["json"].exists():
-        rec = json.loads(f["record"].read_text())
+        try: rec, d = json.loads(f["record"].read_text()), json.loads(f["json"].read_text())
+        except (OSError, ValueError) as e:
+            echo(f"   {gid}: its record or graph is damaged ({type(e).__name__}: {e}): attributed again"); rec = None
+    if isinstance(rec, dict) and isinstance(d, dict):
         old = {k: v for k, v in (rec.get("key") or {}).items() if k != "labelled"}   # records before labels_digest: 'labelled' flag
         if old == key:
-            d = json.loads(f["json"].read_text())
             digest = graph_labels_digest(d, labels)
             if rec.get("labels_digest") == digest and rec.get("key") == key:
                 echo(f"   {gid}: done before ({rec['verdict']})"); return dict(rec, action="kept")

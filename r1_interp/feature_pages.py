@@ -127,5 +127,10 @@ def layer_summary(store, layer:int, labels:pd.DataFrame|None, scores:pd.DataFram
 
 def update_features_index(pages_dir, title:str="Features") -> Path:
     "Rewrite `pages_dir`/index.html from every `layer_N.json` summary there (written next to each layer's page)."
-    rows = [json.loads(p.read_text()) for p in sorted(Path(pages_dir).glob("layer_*.json"))]
+    rows = []
+    for p in sorted(Path(pages_dir).glob("layer_*.json")):
+        try: rows.append(json.loads(p.read_text()))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{p}: damaged ({type(e).__name__}: {e}); the label phase writes it: rerun that layer with "
+                             f"`r1-interp run --preset PRESET --phase label --layers {p.stem.removeprefix('layer_')} --force label`") from None
     return write_features_index(pages_dir, rows, title)

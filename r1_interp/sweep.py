@@ -44,9 +44,17 @@ def write_winner(winner:pd.Series, path, source:str="") -> Path:
     return Path(path)
 
 def read_winner(path) -> dict|None:
-    "The sweep winner's {expansion_factor, k}, or None when there is no winner file."
+    """The sweep winner's {expansion_factor, k}, or None when there is no winner file; a damaged one is named, with the
+    command that writes it again."""
     p = Path(path)
-    return yaml.safe_load(p.read_text()) if p.exists() else None
+    if not p.exists(): return None
+    try: d = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as e: d = e
+    if not (isinstance(d, dict) and set(d) == {"expansion_factor", "k"} and all(isinstance(v, int) for v in d.values())):
+        from r1_interp.pipeline import PipelineError
+        raise PipelineError(f"{p}: damaged (expected the integers expansion_factor and k, found {d!r}); the select phase writes it: "
+                            "rerun it with `r1-interp run --preset PRESET --phase select --force select`")
+    return d
 
 def plot_pareto(table:pd.DataFrame, cost:str="ce_increase", ax=None):
     "CE increase against L0 for every run; Pareto runs joined, infeasible ones hollow, the winner starred."
