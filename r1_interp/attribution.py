@@ -13,7 +13,7 @@ from .config import atomic_write_text
 __all__ = ['prompt_ids', 'attribute_prompt', 'graph_scores', 'save_graph', 'load_saved_graph', 'error_node_id', 'feature_label',
            'graph_to_json', 'write_graph_json', 'graph_files_for', 'graph_settings', 'graph_labels_digest',
            'structure_digest', 'relabel_graph_json', 'attribute_to_files', 'generate_graphs', 'graphs_digest',
-           'write_graph_index']
+           'records_problem', 'write_graph_index']
 
 # %% ../nbs/31_attribution.ipynb #99662dca
 def prompt_ids(text:str, tokenizer) -> torch.Tensor:
@@ -152,7 +152,7 @@ def relabel_graph_json(path, labels:dict|None) -> int:
     return changed
 
 def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, settings:dict, labels:dict|None=None, info:dict|None=None,
-                       save_full:bool=True, echo=print) -> dict:
+                       save_full:bool=True, echo=print, rebuild:bool=False) -> dict:
     """Attribute token `ids`, write the pruned JSON (and the full graph), check it and write its record. A record with
     the same key (settings, tokens) is reused: as it is when the labels of its features are unchanged, else with
     its JSON's `clerp`s rewritten from `labels`. The returned record has `action`: 'attributed', 'relabelled' or 'kept'."""
@@ -160,7 +160,7 @@ def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, se
     f = graph_files_for(out_dir, category, gid)
     key = dict(settings, tokens=[int(t) for t in ids])
     rec = d = None
-    if f["record"].exists() and f["json"].exists():
+    if f["record"].exists() and f["json"].exists() and not rebuild:     # rebuild: attributed again whatever was there
         try: rec, d = json.loads(f["record"].read_text()), json.loads(f["json"].read_text())
         except (OSError, ValueError) as e:
             echo(f"   {gid}: its record or graph is damaged ({type(e).__name__}: {e}): attributed again"); rec = None
@@ -198,7 +198,8 @@ def attribute_to_files(model, tokenizer, gid:str, category:str, ids, out_dir, se
          f"{secs:.1f} s, {chk.verdict}")
     return dict(rec, action="attributed")
 
-def generate_graphs(model, tokenizer, prompts, out_dir, labels:dict|None=None, save_full:bool=True, echo=print, **settings) -> "pd.DataFrame":
+def generate_graphs(model, tokenizer, prompts, out_dir, labels:dict|None=None, save_full:bool=True, echo=print, rebuild:bool=False,
+                    **settings) -> "pd.DataFrame":
     """Attribute every prompt into `out_dir`, check each graph, and return one summary row per prompt (resumable).
     Layout: `json/<category>/<id>.json` (the graphs, a folder any graph tool can read), `records/<category>/<id>.json`,
     `full/<category>/<id>.safetensors` (the unpruned graph). `settings`: see `graph_settings`. `labels` fill the
@@ -209,7 +210,7 @@ def generate_graphs(model, tokenizer, prompts, out_dir, labels:dict|None=None, s
     rows = []
     for p in prompts:
         rec = attribute_to_files(model, tokenizer, p.id, p.category, prompt_ids(p.text, tokenizer), out_dir, settings, labels,
-                                 dict(expected=p.expected), save_full, echo)
+                                 dict(expected=p.expected), save_full, echo, rebuild)
         rows.append(dict(rec, first_token_correct=_first_token_matches(rec["top_token"], p.expected)))
     write_graph_index(Path(out_dir)/"json")
     return pd.DataFrame(rows)
@@ -226,6 +227,15 @@ def graphs_digest(out_dir, with_labels:bool=False) -> str:
         sd = rec.get("structure_digest") or structure_digest(json.loads(Path(rec["path"]).read_text()))
         rows.append([p.relative_to(out_dir).as_posix(), sd] + ([rec.get("labels_digest")] if with_labels else []))
     return content_digest(rows)
+
+def records_problem(out_dir) -> str|None:
+    """What is wrong with the graph records below `out_dir`, naming the file: a record that does not parse, or whose graph
+    JSON is missing or empty; None when every one is sound (a damaged one makes the graphs phase run again)."""
+    for p in sorted(Path(out_dir).rglob("records/*/*.json")):
+        try: rec = json.loads(p.read_text()); g = Path(rec["path"])
+        except (OSError, ValueError, KeyError, TypeError) as e: return f"{p}: damaged ({type(e).__name__}: {e})"
+        if not g.is_file() or g.stat().st_size == 0: return f"{g}: missing or empty (its record is {p})"
+    return None
 
 def write_graph_index(folder) -> Path:
     "`graph-metadata.json` listing every graph JSON below `folder` (the index circuit-tracer's and Neuronpedia's viewers read)."

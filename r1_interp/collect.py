@@ -14,8 +14,8 @@ from .transcoders import begin_save, commit_save, newest_checkpoint, sibling, Ch
 # %% auto #0
 __all__ = ['HIST_EDGES', 'STATE_DIR', 'META_FILE', 'RECOVER', 'mlp_inputs', 'feature_acts', 'keep_top', 'window_acts',
            'dense_view', 'clear_dense', 'new_layer_state', 'chunk_maxima', 'update_layer_state', 'CollectError',
-           'clear_store', 'collect_features', 'token_table', 'write_feature_store', 'store_problem', 'FeatureStore',
-           'tiny_feature_store']
+           'clear_store', 'coders_digest', 'collect_features', 'token_table', 'write_feature_store', 'store_problem',
+           'FeatureStore', 'tiny_feature_store']
 
 # %% ../nbs/20_collect.ipynb #5cbd1d23
 class _Stop(Exception): pass
@@ -190,6 +190,17 @@ def _meta_settings(meta_p:Path):
     try: return json.loads(meta_p.read_text()).get("settings")
     except (OSError, ValueError, AttributeError): return None
 
+def coders_digest(coders:dict) -> str:
+    """Digest of the transcoders' weights ({layer: coder}: every parameter's bytes), so a store or a collection checkpoint
+    made with other weights (retrained transcoders) is never taken for this one."""
+    import hashlib
+    h = hashlib.sha256()
+    for l in sorted(coders):
+        for name, t in sorted(coders[l].state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{l}.{name}:{t.dtype}:{tuple(t.shape)}".encode()); h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
 def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None, batch_size:int=8, n_top:int=20, n_sample:int=40,
                      n_pool:int=64, before:int=16, after:int=4, seed:int=0, split:str="train", save_every:int=20, tokenizer=None, echo=print,
                      rebuild:bool=False) -> Path:
@@ -207,7 +218,8 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
     n_chunks = len(idx) if n_tokens is None else min(len(idx), max(1, n_tokens // corpus.ctx_len))
     settings = dict(layers=layers, latents=[int(coders[l].num_latents) for l in layers], n_chunks=n_chunks, batch_size=batch_size,
                     n_top=n_top, n_sample=n_sample, n_pool=n_pool, before=before, after=after, seed=seed, split=split,
-                    corpus=str(Path(corpus.path).resolve()), ctx_len=corpus.ctx_len, excluded_token_ids=corpus.excluded_ids)
+                    corpus=str(Path(corpus.path).resolve()), ctx_len=corpus.ctx_len, excluded_token_ids=corpus.excluded_ids,
+                    corpus_key=corpus.meta.get("key"), coders=coders_digest(coders))   # other weights or text: another store
     meta_p = out_dir/META_FILE
     if rebuild:
         gone = clear_store(out_dir)

@@ -357,13 +357,34 @@ def file_digest(path) -> str:
         _FILE_DIGESTS[k] = h.hexdigest()[:16]
     return _FILE_DIGESTS[k]
 
-def store_digest(store, layer:int) -> str:
-    "Content digest of what a feature store holds for `layer`: its examples (windows and activations) and the token texts they are shown with."
-    return content_digest([file_digest(store._path(layer, "examples")), file_digest(store.folder/"vocab.parquet")])
+_STORE_DIGESTS = {}
+
+def _column_digest(h, values):
+    "Feed a DataFrame column's values into hash `h`: list columns as their lengths and concatenated items, others as their hashes."
+    if len(values) and isinstance(values[0], (list, np.ndarray)):
+        h.update(np.asarray([len(x) for x in values], dtype=np.int64).tobytes())
+        h.update(np.concatenate([np.asarray(x) for x in values]).tobytes())
+    else: h.update(pd.util.hash_pandas_object(pd.Series(values), index=False).values.tobytes())
+
+def store_digest(store, layer:int, kind:str|None=None) -> str:
+    """Content digest of what a feature store holds for `layer` (only its `kind` examples when given: 'top' is what a
+    labeller is shown): the rows' features, ranks, token windows and activations, and the texts of the tokens, not the
+    Parquet files' bytes, so a re-collection that finds the same contexts (or another pyarrow) leaves it unchanged and
+    a change in the sample or negative contexts does not touch what labels were made from. Remembered per process
+    while the files stay the same."""
+    files = [store._path(layer, "examples"), store.folder/"vocab.parquet"]
+    k = (kind, *((str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in files))
+    if k not in _STORE_DIGESTS:
+        ex = store.examples(layer, kind=kind)
+        h = hashlib.sha256()
+        for c in ("feature", "kind", "rank", "tokens", "acts"): _column_digest(h, ex[c].values)
+        h.update("\0".join(map(str, store.vocab)).encode())
+        _STORE_DIGESTS[k] = h.hexdigest()[:16]
+    return _STORE_DIGESTS[k]
 
 def label_source(store, layer:int, n_examples:int|None) -> str:
-    "What a labeller is shown of `layer`: the store's content digest and how many top contexts per feature (`top-all`: every one)."
-    return f"store:{store_digest(store, layer)}/top{'-all' if n_examples is None else int(n_examples)}"
+    "What a labeller is shown of `layer`: the content digest of its top contexts and how many per feature (`top-all`: every one)."
+    return f"store:{store_digest(store, layer, 'top')}/top{'-all' if n_examples is None else int(n_examples)}"
 
 PRODUCER_FIELDS = ("labeller", "model", "prompt", "source")
 

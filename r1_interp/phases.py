@@ -657,12 +657,12 @@ def pick_target(tokenizer, response_ids, span, phase:str, verdict:Verdict, expec
     return Target(max(span[0], min(token_at(ends, lo + char), span[1] - 1)), rule, why)
 
 # %% ../nbs/34_phases.ipynb #066f9e08
-def _load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int) -> Response:
+def _load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int, rebuild:bool=False) -> Response:
     "The model's cached response to `prompt`, if made by this model (its folder or hub id) with these settings; else a new one."
     import json
     from r1_interp.config import atomic_write_text
     made_by = str(getattr(hf_model.config, "_name_or_path", "") or type(hf_model).__name__)
-    if path.exists():
+    if path.exists() and not rebuild:
         try: d = json.loads(path.read_text())
         except (OSError, ValueError): d = {}          # damaged: generated again
         if d.get("prompt") == prompt and d.get("max_new_tokens") == max_new_tokens and d.get("model") == made_by:
@@ -673,7 +673,7 @@ def _load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int)
 
 def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:bool, max_new_tokens:int=512,
                           delimiter:str|None=None, step_by_step:str=STEP_BY_STEP, labels:dict|None=None, echo=print,
-                          **settings) -> "pd.DataFrame":
+                          rebuild:bool=False, **settings) -> "pd.DataFrame":
     """Generate, split, judge and attribute one target per phase for every prompt; `thinks` picks the delimiter default.
     The target rule is part of each graph's cache key, so graphs made under another rule are redone."""
     import pandas as pd
@@ -684,7 +684,7 @@ def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:b
     rows = []
     for p in prompts:
         prompt = chat_prompt(p.text, tokenizer, thinks, step_by_step)
-        r = _load_or_generate(out_dir/"responses"/f"{p.id}.json", hf_model, tokenizer, prompt, max_new_tokens)
+        r = _load_or_generate(out_dir/"responses"/f"{p.id}.json", hf_model, tokenizer, prompt, max_new_tokens, rebuild)
         ph = split_phases(tokenizer, r.response_ids, delimiter); ends = token_char_ends(tokenizer, r.response_ids)
         answer = phase_text(tokenizer, r.response_ids, ph.answer, ends)[0] if ph.answer else None
         v = judge_answer(answer, p.expected, p.text, after_marker=bool(_ANSWER_MARKER.search(ph.matched)))
@@ -701,7 +701,7 @@ def generate_phase_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:b
                         target_reason=tgt.reason, correct=v.correct, expected=p.expected, extracted_answer=v.extracted,
                         judge_reason=v.reason)
             rec = attribute_to_files(model, tokenizer, p.id, p.category, torch.tensor(r.prompt_ids + r.response_ids[:tgt.index]),
-                                     out_dir/phase, dict(settings, target_rule=tgt.rule), labels, info, echo=echo)
+                                     out_dir/phase, dict(settings, target_rule=tgt.rule), labels, info, echo=echo, rebuild=rebuild)
             row.update({f"{phase}_target": target, f"{phase}_target_is_top": rec["top_token"] == target,
                         f"{phase}_tokens": rec["tokens"], f"{phase}_replacement_score": rec["replacement_score"],
                         f"{phase}_completeness_score": rec["completeness_score"], f"{phase}_features": rec["features"],

@@ -4,17 +4,17 @@
 
 # %% ../nbs/08_pipeline.ipynb #2cf25519
 from __future__ import annotations
-import re
+import os, re
 from dataclasses import dataclass
 from pathlib import Path
 from .config import ConfigError, PHASES as PHASE_CONFIGS, load_config, Settings
 from .runner import Job, hold_lock
 
 # %% auto #0
-__all__ = ['PHASES', 'PHASE_PARAMS', 'LOCK_NAME', 'PipelineError', 'project_root', 'model_slug', 'list_presets', 'load_preset',
-           'check_outputs_writable', 'check_corpus', 'preflight', 'notebook_path', 'corpus_dir', 'train_params',
-           'group_name', 'read_evals', 'load_trained_transcoders', 'label_layers', 'phase_inputs', 'plan_phase',
-           'progress', 'run_pipeline']
+__all__ = ['PHASES', 'PHASE_PARAMS', 'VERIFY', 'COLLECT_PARAMS', 'LOCK_NAME', 'PipelineError', 'project_root', 'model_slug',
+           'list_presets', 'load_preset', 'check_outputs_writable', 'check_corpus', 'preflight', 'notebook_path',
+           'corpus_dir', 'train_params', 'group_name', 'read_evals', 'load_trained_transcoders', 'label_layers',
+           'trained_digest', 'phase_inputs', 'plan_phase', 'progress', 'run_pipeline']
 
 # %% ../nbs/08_pipeline.ipynb #615024a6
 class PipelineError(RuntimeError): pass
@@ -68,7 +68,7 @@ def check_outputs_writable(outputs):
     outputs = Path(outputs)
     try:
         outputs.mkdir(parents=True, exist_ok=True)
-        probe = outputs/".write-probe"; atomic_write_text(probe, "ok"); probe.unlink()
+        probe = outputs/f".write-probe.{os.getpid()}"; atomic_write_text(probe, "ok"); probe.unlink()
     except OSError as e:
         raise PipelineError(f"outputs folder {outputs}: cannot write there ({e.strerror or e}); choose another with --outputs or free space") from None
 
@@ -143,38 +143,61 @@ def label_layers(cfg, train_defaults=None) -> list[int]:
     if train_defaults is None: raise PipelineError("label params give no layers and the preset has no train params to take them from")
     return list(train_defaults.layers)
 
+def trained_digest(folder) -> str:
+    """Digest of the transcoders trained under `folder` (`outputs/train` or `outputs/sweep`): the SHA-256s that each run's
+    checkpoint manifest records for its weights and their configs, not its timings or evaluation, so a rerun that
+    trains nothing new, or a re-export, leaves it unchanged. 'missing' when nothing was trained."""
+    import hashlib, json
+    rows = []
+    for m in sorted(Path(folder).glob("checkpoints/*/manifest.json")):
+        if m.parent.name.startswith("."): continue          # .prev, .stale, .damaged: not the run's transcoders
+        try: files = json.loads(m.read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError) as e: rows.append([m.parent.name, f"unreadable: {type(e).__name__}"]); continue
+        rows += [[m.parent.name, rel, w.get("sha256")] for rel, w in sorted(files.items()) if rel.endswith((".safetensors", "cfg.json"))]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16] if rows else "missing"
+
 def phase_inputs(outputs, phase:str, cfg:Settings, root=None) -> tuple:
     """What a phase's jobs read from earlier phases (or from outside), as runner inputs: glob patterns of files, or a
     phase's own digest of what it wrote. Their digests enter each job's key, so a changed corpus, transcoder, label
     text or graph reruns what depends on it and nothing else: relabelling reruns the graphs (which rewrite their
     labels), not the comparisons, whose motifs do not read labels."""
-    outputs = Path(outputs)
+    outputs, root = Path(outputs), Path(root or ".")
     corpus = str(corpus_dir(outputs, cfg.model)/"meta.json") if hasattr(cfg, "model") else None
-    trained = str(outputs/"train"/"checkpoints"/"*"/"eval.json")
+    trained = ("r1_interp.pipeline.trained_digest", str(outputs/"train"))
     if phase == "prepare":
-        src = [Path(s.strip()) for s in cfg.corpus.split("+") if not s.strip().startswith("hf:") and s.strip() != "demo"]
+        src = [Path(s.strip()).expanduser() for s in cfg.corpus.split("+") if not s.strip().startswith("hf:") and s.strip() != "demo"]
+        src = [p if p.is_absolute() else root/p for p in src]          # notebooks run in the project root
         return tuple(str(p/"**"/"*") if p.is_dir() else str(p) for p in src)
     if phase in ("sweep", "train"): return (corpus,)
-    if phase == "select": return (str(outputs/"sweep"/"checkpoints"/"*"/"eval.json"),)
+    if phase == "select": return (("r1_interp.pipeline.trained_digest", str(outputs/"sweep")),)
     if phase in ("summary", "collect"): return (corpus, trained)
     if phase == "label": return (str(outputs/"features"/"store"/"**"/"*"),)
-    if phase == "graphs":
-        return (str(outputs/"transcoders"/"circuit-tracer"/"**"/"*"), ("r1_interp.labels.labels_digest", str(outputs/"features"/"labels")))
+    if phase == "graphs": return (trained, ("r1_interp.labels.labels_digest", str(outputs/"features"/"labels")))
     if phase == "compare":
         graphs, out = outputs/"graphs", []
         for g in cfg.groups:
-            folder = (Path(root or ".")/(g.partition("=")[2] or g).replace("{outputs}", str(outputs))).resolve()
-            if folder.is_relative_to(graphs.resolve()): out.append(("r1_interp.attribution.graphs_digest", str(graphs)))
+            folder = (root/(g.partition("=")[2] or g).replace("{outputs}", str(outputs))).resolve()
+            if folder.is_relative_to(graphs.resolve()):
+                out.append(("r1_interp.attribution.graphs_digest", str(graphs)))
+                # which answers were judged correct decides the correct/incorrect folders' members
+                if folder.is_relative_to((graphs/"phases").resolve()): out.append(str(graphs/"phases"/"summary.csv"))
             else: out.append(str(folder/"**"/"*.json"))
         return tuple(dict.fromkeys(out))
     return ()
 
+VERIFY = dict(collect=lambda outputs: (("r1_interp.collect.store_problem", str(outputs/"features"/"store")),),
+              graphs=lambda outputs: (("r1_interp.attribution.records_problem", str(outputs/"graphs")),))   # checks of what a phase wrote
+
+COLLECT_PARAMS = ("preset", "outputs", "model", "layers", "collect_tokens", "collect_batch_size", "n_top", "n_sample", "n_pool",
+                  "window_before", "window_after", "seed")   # what the collect notebook reads of the label params
+
 def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_defaults=None) -> list[Job]:
-    "The jobs of one phase for a preset (`train_defaults`: the preset's TrainConfig, which sweep runs start from)."
+    """The jobs of one phase for a preset (`train_defaults`: the preset's TrainConfig, which sweep runs start from), each
+    with its inputs (`phase_inputs`) and checks (`VERIFY`)."""
     jobs = _plan_phase(root, preset, phase, cfg, outputs, train_defaults)
     outputs = Path(outputs or Path(root)/"outputs"/preset).resolve()
     inputs = phase_inputs(outputs, phase, cfg, Path(root).resolve())
-    verify = (("r1_interp.collect.store_problem", str(outputs/"features"/"store")),) if phase == "collect" else ()
+    verify = VERIFY[phase](outputs) if phase in VERIFY else ()
     return [Job(j.notebook, j.output, j.parameters, inputs, verify) for j in jobs]
 
 def _plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_defaults=None) -> list[Job]:
@@ -185,8 +208,11 @@ def _plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_d
     if phase == "graphs":
         return [Job(notebook_path(root, phase), outputs/"graphs"/"graphs.ipynb", params)]
     if phase == "collect":
-        return [Job(notebook_path(root, "collect"), outputs/"features"/"collect.ipynb", dict(params, layers=label_layers(cfg, train_defaults)))]
+        params = {k: v for k, v in dict(params, layers=label_layers(cfg, train_defaults)).items() if k in COLLECT_PARAMS}
+        return [Job(notebook_path(root, "collect"), outputs/"features"/"collect.ipynb", params)]
     if phase == "label":
+        if params.get("labeller") == "auto":          # resolved here, so that a key set or unset later shows as a change
+            params["labeller"] = "claude" if os.environ.get("ANTHROPIC_API_KEY") else "heuristic"
         return [Job(notebook_path(root, "label_layer"), outputs/"features"/f"layer_{l}.ipynb", dict(params, layers=None, layer=l))
                 for l in label_layers(cfg, train_defaults)]
     if phase == "compare":

@@ -15,13 +15,13 @@ from typing import Callable
 # %% auto #0
 __all__ = ['ORCHESTRATION', 'BIG_FILE', 'EXECUTORS', 'r1_modules', 'code_digests', 'input_digest', 'input_name', 'input_value',
            'Job', 'read_record', 'stale_reasons', 'output_problems', 'is_complete', 'notebook_to_html', 'quiet_report',
-           'JobResult', 'run_job', 'make_notebook', 'LockHeld', 'describe_holder', 'Lock', 'hold_lock', 'BatchResult',
-           'visible_gpus', 'ExecutorError', 'run_batch']
+           'JobResult', 'running_elsewhere', 'run_job', 'make_notebook', 'LockHeld', 'describe_holder', 'Lock',
+           'hold_lock', 'BatchResult', 'visible_gpus', 'ExecutorError', 'run_batch']
 
 # %% ../nbs/09_runner.ipynb #bc4777b7
 def _sha(blob) -> str: return hashlib.sha256(blob if isinstance(blob, bytes) else blob.encode()).hexdigest()[:16]
 
-_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(r1_interp(?:\.[\w.]+)?|\.[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[\w, \t]+)|import[ \t]+(r1_interp\.[\w.]+))", re.M)
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(r1_interp(?:\.[\w.]+)?|\.[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[\w, \t*]+)|import[ \t]+(r1_interp\.[\w.]+))", re.M)
 
 def _package() -> Path:
     import r1_interp
@@ -33,17 +33,17 @@ def r1_modules(src:str) -> set[str]:
     for frm, names, imp in _IMPORT.findall(src):
         mod = (imp or frm).removeprefix("r1_interp").lstrip(".")
         if mod: out.add(mod.split(".")[0])
-        else: out |= {n.strip() for n in names.strip("()").replace("\n", ",").split(",") if n.strip()}     # from r1_interp import x, y
+        else: out |= {n.split(" as ")[0].strip() for n in names.strip("()").replace("\n", ",").split(",") if n.strip()}   # from r1_interp import x, y as z
     return {m for m in out if (_package()/f"{m}.py").exists()}
 
-ORCHESTRATION = ("status", "report", "cli")   # what runs and reports phases, not what computes their outputs
+ORCHESTRATION = ("runner", "pipeline", "status", "report", "cli")   # what runs and reports phases, not what computes their outputs
 
 def code_digests(src:str) -> dict[str, str]:
     """{module: digest} of every module of this package that `src` uses, directly or through the modules it imports
     (at any depth, imports inside functions included): the library code a notebook's result depends on. The
-    `ORCHESTRATION` modules count only when `src` imports them itself, so a change in the index page's wording does not
-    make a trained transcoder stale. Changing a module nothing imports reruns nothing."""
-    todo, seen = sorted(r1_modules(src)), {}
+    `ORCHESTRATION` modules (the runner, planning, status and reports) never count: fixing the lock or the index
+    page's wording must not make hours of training stale. Changing a module nothing imports reruns nothing."""
+    todo, seen = sorted(r1_modules(src) - set(ORCHESTRATION)), {}
     while todo:
         m = todo.pop()
         if m in seen: continue
@@ -54,20 +54,31 @@ def code_digests(src:str) -> dict[str, str]:
 
 BIG_FILE = 64 << 20   # bytes; a larger file (a transcoder's weights, a full graph) is known by its size and mtime
 
+_FILE_SHA = {}    # (path, size, mtime_ns) -> sha256: a file is read once per process while it stays the same
+
+def _file_sha(f:Path, st) -> str:
+    k = (str(f), st.st_size, st.st_mtime_ns)
+    if k not in _FILE_SHA:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
+        _FILE_SHA[k] = h.hexdigest()
+    return _FILE_SHA[k]
+
 def input_digest(pattern:str) -> str:
-    """Digest of the files matching the glob `pattern` (names and contents; a file over `BIG_FILE` by its size and
-    modification time, so that keying a job on 17 GB of transcoders costs a stat, not a read): 'missing' when none
-    match. What a job reads from another phase is named by such patterns, so a changed input makes the job stale."""
+    """Digest of the files matching the glob `pattern` (their paths below the pattern's fixed part, and contents; a
+    file over `BIG_FILE` by its size and modification time, so that keying a job on 17 GB costs a stat, not a read):
+    'missing' when none match. What a job reads from another phase is named by such patterns, so a changed input
+    makes the job stale. Hidden files and folders (temporary names, `.prev`, `.stale`, locks) are not inputs."""
     import glob
+    base = Path(re.split(r"[*?\[]", pattern)[0]).parent if re.search(r"[*?\[]", pattern) else Path(pattern).parent
     files = sorted(Path(f) for f in glob.glob(pattern, recursive=True) if Path(f).is_file())
     if not files: return "missing"
     h = hashlib.sha256()
     for f in files:
-        h.update(f.name.encode() + b"\0")
+        h.update(os.path.relpath(f, base).encode() + b"\0")
         st = f.stat()
-        if st.st_size > BIG_FILE: h.update(f"{st.st_size}:{st.st_mtime_ns}".encode()); continue
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
+        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode() if st.st_size > BIG_FILE else _file_sha(f, st).encode())
     return h.hexdigest()[:16]
 
 def input_name(i) -> str:
@@ -77,10 +88,13 @@ def input_name(i) -> str:
 def input_value(i) -> str:
     """The digest of one input: a glob pattern's files (`input_digest`), or for `(\"module.function\", argument)` what
     that function returns for the argument (a phase's own digest of what it wrote, e.g. the label texts only)."""
-    if isinstance(i, str): return input_digest(i)
     import importlib
-    mod, _, fn = i[0].rpartition(".")
-    return str(getattr(importlib.import_module(mod), fn)(i[1]))
+    try:
+        if isinstance(i, str): return input_digest(i)
+        mod, _, fn = i[0].rpartition(".")
+        return str(getattr(importlib.import_module(mod), fn)(i[1]))
+    except (OSError, ValueError, KeyError, TypeError) as e:     # a damaged input: the job is stale, and says why
+        return f"unreadable ({type(e).__name__}: {e})"
 
 @dataclass(frozen=True)
 class Job:
@@ -137,7 +151,7 @@ def stale_reasons(job:Job, record:dict|None=None) -> list[str]:
     if changed: why.append(f"r1-interp code it uses changed: {', '.join(changed)}")
     for p, d in new["inputs"].items():
         was = (old.get("inputs") or {}).get(p)
-        if was != d: why.append(f"input {p} " + ("is missing" if d == "missing" else "changed" if was else "is new"))
+        if was != d: why.append(f"input {p} " + ("is missing" if d == "missing" else d if d.startswith("unreadable") else "changed" if was else "is new"))
     return why or ["its key changed"]
 
 def output_problems(job:Job) -> list[str]:
@@ -203,10 +217,36 @@ def _write_record(job, parts:dict, **kw):
     rec = dict(notebook=str(job.notebook), key=_sha(json.dumps(parts, sort_keys=True)), key_parts=parts, parameters=job.parameters, **kw)
     atomic_write_text(job.record, json.dumps(rec, indent=1, default=str))
 
+def _alive(pid) -> bool:
+    try: os.kill(int(pid), 0); return True
+    except PermissionError: return True
+    except (OSError, TypeError, ValueError): return False
+
+def _host() -> str:
+    import socket
+    return socket.gethostname()
+
+def _proc_start(pid) -> str|None:
+    "When process `pid` started (Linux: clock ticks since boot, /proc/PID/stat field 22), to tell it from a reused pid."
+    try: return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, ValueError, IndexError, TypeError): return None
+
+def running_elsewhere(job:Job) -> str|None:
+    """'pid N' when the job's record says another live process on this host is running it now (a pool worker or kernel
+    of a run whose main process was killed keeps going), else None."""
+    r = read_record(job)
+    if not r or r.get("status") != "running" or r.get("pid") in (None, os.getpid()) or r.get("host", _host()) != _host(): return None
+    if not _alive(r["pid"]): return None
+    start = _proc_start(r["pid"])
+    if r.get("pid_start") is not None and start is not None and start != r["pid_start"]: return None    # the pid was reused
+    return f"pid {r['pid']} on {_host()}"
+
 def run_job(job:Job, force:bool=False, kernel_name:str|None=None, cwd=None) -> JobResult:
     """Execute `job` with papermill (skipping it if complete) and render its HTML report. A forced job gets the
     parameter `force=True` (not part of its key): a notebook with resumable state declares `force = False` and rebuilds."""
     if not force and is_complete(job): return JobResult(str(job.output), "skipped")
+    if (other := running_elsewhere(job)):            # a worker of a killed run, still going: never two at once
+        return JobResult(str(job.output), "failed", error=f"still running in {other}: wait for it to end, or kill it")
     import papermill as pm
     job.output.parent.mkdir(parents=True, exist_ok=True)
     for stale in job.output.parent.glob(f".{job.name}.*.tmp.*"): stale.unlink(missing_ok=True)   # left by a killed run
@@ -214,7 +254,7 @@ def run_job(job:Job, force:bool=False, kernel_name:str|None=None, cwd=None) -> J
     failed = job.output.with_suffix(".failed.ipynb")
     t0 = time.time()
     parts = job.key_parts()         # the inputs as they were when the job started
-    _write_record(job, parts, status="running", started=t0, pid=os.getpid())
+    _write_record(job, parts, status="running", started=t0, pid=os.getpid(), host=_host(), pid_start=_proc_start(os.getpid()))
     try:
         pm.execute_notebook(str(job.notebook), str(tmp), parameters=dict(job.parameters, **({"force": True} if force else {})),
                             kernel_name=kernel_name, progress_bar=False, log_output=False, cwd=str(cwd) if cwd else None)
@@ -251,11 +291,6 @@ def _read_holder(path) -> dict|None:
     try: return json.loads(Path(path).read_text() or "null")
     except (OSError, ValueError): return None
 
-def _alive(pid) -> bool:
-    try: os.kill(int(pid), 0); return True
-    except PermissionError: return True
-    except (OSError, TypeError, ValueError): return False
-
 def describe_holder(h:dict|None) -> str:
     "'pid 123 on host, `r1-interp run --preset demo`, since 23:50:01 (12 s ago)', or what is known."
     if not h: return "a process that has not yet said who it is"
@@ -280,7 +315,7 @@ class Lock:
                 if left <= 0:
                     os.close(fd)
                     raise LockHeld(f"{self.path.parent} is in use by another r1-interp run: {describe_holder(_read_holder(self.path))}. "
-                                   f"Wait for it to finish (or pass --wait SECONDS to wait for it); the lock is {self.path}") from None
+                                   f"Wait for it to finish (`r1-interp run --wait SECONDS` waits for it); the lock is {self.path}") from None
                 time.sleep(min(poll, left))
         prev = _read_holder(self.path)
         if prev and echo:
