@@ -188,8 +188,8 @@ def phase_inputs(outputs, phase:str, cfg:Settings, root=None) -> tuple:
 VERIFY = dict(collect=lambda outputs: (("r1_interp.collect.store_problem", str(outputs/"features"/"store")),),
               graphs=lambda outputs: (("r1_interp.attribution.records_problem", str(outputs/"graphs")),))   # checks of what a phase wrote
 
-COLLECT_PARAMS = ("preset", "outputs", "model", "layers", "collect_tokens", "collect_batch_size", "n_top", "n_sample", "n_pool",
-                  "window_before", "window_after", "seed")   # what the collect notebook reads of the label params
+COLLECT_PARAMS = ("preset", "outputs", "model", "layers", "collect_tokens", "collect_batch_size", "n_top", "n_examples", "n_sample", "n_pool",
+                  "window_before", "window_after", "seed")   # what the collect notebook reads (n_examples: its config checks it against n_top)
 
 def plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_defaults=None) -> list[Job]:
     """The jobs of one phase for a preset (`train_defaults`: the preset's TrainConfig, which sweep runs start from), each
