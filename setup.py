@@ -23,7 +23,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={cfg['lib_name']: ['*.yaml', '*.json', 'templates/*']},
     install_requires=cfg['requirements'].split(),
-    extras_require={'dev': cfg['dev_requirements'].split()},
+    extras_require={'dev': cfg['dev_requirements'].split(), 'lab': cfg['lab_requirements'].split()},
     entry_points={'console_scripts': cfg['console_scripts'].split()},
     zip_safe=False,
 )
