@@ -10,10 +10,10 @@ import torch
 from .config import atomic_write_text
 
 # %% auto #0
-__all__ = ['prompt_ids', 'attribute_prompt', 'graph_scores', 'save_graph', 'load_saved_graph', 'error_node_id', 'feature_label',
-           'graph_to_json', 'write_graph_json', 'graph_files_for', 'graph_settings', 'graph_labels_digest',
-           'structure_digest', 'relabel_graph_json', 'attribute_to_files', 'generate_graphs', 'graphs_digest',
-           'records_problem', 'write_graph_index']
+__all__ = ['GENERATOR', 'prompt_ids', 'attribute_prompt', 'graph_scores', 'save_graph', 'load_saved_graph', 'error_node_id',
+           'feature_label', 'neuronpedia_metadata', 'graph_to_json', 'write_graph_json', 'graph_files_for',
+           'graph_settings', 'graph_labels_digest', 'structure_digest', 'relabel_graph_json', 'attribute_to_files',
+           'generate_graphs', 'graphs_digest', 'records_problem', 'write_graph_index']
 
 # %% ../nbs/31_attribution.ipynb #99662dca
 def prompt_ids(text:str, tokenizer) -> torch.Tensor:
@@ -79,9 +79,32 @@ def feature_label(labels:dict|None, layer:int, feature:int) -> str:
     "A feature node's `clerp`: its label in `labels` ({(layer, feature): label}), or '' (circuit-tracer's own default) when it has none."
     return str((labels or {}).get((int(layer), int(feature)), "") or "")
 
+GENERATOR = dict(name="r1-interp")           # + version; no public url to give yet
+
+def neuronpedia_metadata(d:dict, node_threshold:float|None=None, edge_threshold:float|None=None,
+                         feature_json_base_url:str|None=None) -> bool:
+    """Put graph JSON `d`'s metadata in the shape Neuronpedia's schema and upload route want (in place): generator as
+    an object, a scan of [a-zA-Z0-9_-] only (`scan_name`), qParams present, pruning settings, and `feature_details`
+    when `feature_json_base_url` is given. Returns whether anything changed (older files of ours get upgraded)."""
+    import re
+    from r1_interp import __version__
+    from r1_interp.transcoder_io import scan_name
+    before = json.dumps(d, sort_keys=True, default=str)
+    m = d.setdefault("metadata", {}); info = m.setdefault("info", {})
+    if not isinstance(info.get("generator"), dict): info["generator"] = dict(GENERATOR, version=__version__)
+    scan = m.get("scan")
+    if not (isinstance(scan, str) and re.fullmatch(r"[a-zA-Z0-9_-]+", scan)):
+        m["scan"] = scan_name(scan) if isinstance(scan, str) and re.search(r"[a-zA-Z0-9]", scan) else "r1-interp"
+    d.setdefault("qParams", {})
+    ps = {k: v for k, v in (("node_threshold", node_threshold), ("edge_threshold", edge_threshold)) if v is not None}
+    if ps: m["pruning_settings"] = dict(m.get("pruning_settings") or {}, **ps)
+    if feature_json_base_url: m["feature_details"] = dict(m.get("feature_details") or {}, feature_json_base_url=feature_json_base_url)
+    return json.dumps(d, sort_keys=True, default=str) != before
+
 def graph_to_json(graph, slug:str, tokenizer, node_threshold:float=0.8, edge_threshold:float=0.98, labels:dict|None=None,
-                  info:dict|None=None) -> dict:
-    "Neuronpedia-format graph (metadata, qParams, nodes, links) of `graph`, pruned; `labels` maps (layer, feature) to a label."
+                  info:dict|None=None, feature_json_base_url:str|None=None) -> dict:
+    """Neuronpedia-format graph (metadata, qParams, nodes, links) of `graph`, pruned; `labels` maps (layer, feature) to a
+    label; `feature_json_base_url`: where a viewer finds the feature JSONs (`<url>/<feature index>.json`)."""
     from circuit_tracer.graph import prune_graph
     from circuit_tracer.utils.create_graph_files import create_nodes, create_used_nodes_and_edges, build_model
     node_mask, edge_mask, cumulative = (t.cpu() for t in prune_graph(graph, node_threshold, edge_threshold))
@@ -94,7 +117,8 @@ def graph_to_json(graph, slug:str, tokenizer, node_threshold:float=0.8, edge_thr
     used_nodes, used_links = create_used_nodes_and_edges(graph, nodes, edge_mask)
     m = build_model(graph, used_nodes, used_links, slug, graph.scan if isinstance(graph.scan, str) else "r1-interp", node_threshold, tokenizer)
     d = json.loads(m.model_dump_json())
-    d["metadata"]["info"] = dict(info or {}, edge_threshold=edge_threshold, generator="r1-interp")
+    d["metadata"]["info"] = dict(info or {}, edge_threshold=edge_threshold)
+    neuronpedia_metadata(d, node_threshold, edge_threshold, feature_json_base_url)
     return d
 
 def write_graph_json(d:dict, path) -> Path:

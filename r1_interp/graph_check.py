@@ -12,7 +12,35 @@ from .graph_json import (GraphFormatError, parse_graph, graph_health, graph_file
                                   MAX_GRAPH_BYTES, _float)
 
 # %% auto #0
-__all__ = ['WEAK_ERROR_SHARE', 'WEAK_REPLACEMENT_SCORE', 'GraphCheck', 'check_graph', 'check_graphs']
+__all__ = ['UPLOAD_NAME', 'UPLOAD_BYTES', 'WEAK_ERROR_SHARE', 'WEAK_REPLACEMENT_SCORE', 'neuronpedia_schema',
+           'neuronpedia_problems', 'GraphCheck', 'check_graph', 'check_graphs']
+
+# %% ../nbs/32_graph_check.ipynb #23b30bbf
+UPLOAD_NAME = r"[a-zA-Z0-9_-]+"                 # save-to-db's rule for metadata.scan and metadata.slug
+UPLOAD_BYTES = (1024, 200 * 1024 * 1024)        # signed-put's contentLength bounds
+
+def neuronpedia_schema() -> dict:
+    "Neuronpedia's graph schema, from the verbatim copy shipped in this package."
+    import r1_interp
+    return json.loads((Path(r1_interp.__file__).parent/"neuronpedia_graph_schema.json").read_text())
+
+def neuronpedia_problems(d, n_bytes:int|None=None, schema:dict|None=None, limit:int=20) -> list[str]:
+    """Why Neuronpedia's upload would refuse graph `d` (empty: it would take it): its graph schema (draft 7, `schema`
+    or the copy shipped here), its scan/slug rule, and the file size `n_bytes` when given. At most `limit` problems."""
+    import jsonschema, re
+    if schema is None: schema = neuronpedia_schema()
+    out = []
+    for e in sorted(jsonschema.Draft7Validator(schema).iter_errors(d), key=lambda e: list(map(str, e.absolute_path))):
+        out.append(f"/{'/'.join(map(str, e.absolute_path))}: {e.message}")
+        if len(out) >= limit: return out
+    meta = d.get("metadata") if isinstance(d, dict) else None
+    for k in ("scan", "slug"):
+        v = meta.get(k) if isinstance(meta, dict) else None
+        if isinstance(v, str) and not re.fullmatch(UPLOAD_NAME, v):
+            out.append(f"/metadata/{k}: {v!r} has characters outside [a-zA-Z0-9_-] (the upload route refuses it)")
+    if n_bytes is not None and not UPLOAD_BYTES[0] <= n_bytes <= UPLOAD_BYTES[1]:
+        out.append(f"file size {n_bytes} bytes is outside the upload's {UPLOAD_BYTES[0]}..{UPLOAD_BYTES[1]} bytes")
+    return out[:limit]
 
 # %% ../nbs/32_graph_check.ipynb #fe58b399
 WEAK_ERROR_SHARE, WEAK_REPLACEMENT_SCORE = 0.5, 0.5     # defaults: see the prose above
@@ -33,6 +61,7 @@ class GraphCheck:
     completeness_score: float|None = None
     feature_node_cap: int|None = None             # max_feature_nodes the scores were computed at (None: no cap or unknown)
     active_features: int|None = None              # features active in the prompt (the cap's ceiling)
+    neuronpedia: list = field(default_factory=list)   # why Neuronpedia's upload would refuse it (`neuronpedia_problems`)
     @property
     def ok(self) -> bool: return self.verdict == "ok"
     @property
@@ -48,6 +77,9 @@ class GraphCheck:
         sc = "".join(f", {k} {v:.3f}" for k, v in (("replacement", self.replacement_score), ("completeness", self.completeness_score)) if v is not None)
         if sc: sc += f" ({self.cap_text()})"
         why = f" -- {'; '.join(self.reasons)}" if self.reasons else ""
+        if self.neuronpedia:
+            more = f" (+{len(self.neuronpedia) - 3} more)" if len(self.neuronpedia) > 3 else ""
+            why += f" -- Neuronpedia would refuse it: {'; '.join(self.neuronpedia[:3])}{more}"
         return (f"{self.verdict} {self.path}: {self.features} features, nodes {self.nodes}, {self.links} links, "
                 f"|w| {self.min_abs_weight:.3g}..{self.max_abs_weight:.3g}, error share {self.error_weight_share:.2f}{sc}{why}")
 
@@ -79,6 +111,7 @@ def check_graph(path, max_weight:float=1e4, weak_error_share:float=WEAK_ERROR_SH
     path = Path(path)
     try: d = read_graph_json(path, max_bytes)
     except GraphFormatError as e: return GraphCheck(str(path), "INVALID", [str(e)])
+    upload = neuronpedia_problems(d, path.stat().st_size)
     reasons = []
     if isinstance(d, dict) and isinstance(d.get("links"), list):
         bad = sum(isinstance(l, dict) and not _finite_weight(l) for l in d["links"])
@@ -100,7 +133,7 @@ def check_graph(path, max_weight:float=1e4, weak_error_share:float=WEAK_ERROR_SH
                    features=int((g.kind == "feature").sum()), links=g.n_edges,
                    min_abs_weight=float(w.min()) if len(w) else math.nan, max_abs_weight=float(w.max()) if len(w) else math.nan,
                    error_weight_share=share, feature_node_cap=_info_count(info, "max_feature_nodes") or None,
-                   active_features=_info_count(info, "active_features"), **scores)
+                   active_features=_info_count(info, "active_features"), neuronpedia=upload, **scores)
     if c.verdict == "ok":
         if c.error_weight_share > weak_error_share:
             c.reasons.append(f"error share {c.error_weight_share:.2f} > {weak_error_share}: most of the pruned graph's weight leaves error nodes")

@@ -8,7 +8,7 @@ import dataclasses, json
 from pathlib import Path
 import torch
 import yaml
-from .transcoder_io import TranscoderError, load_circuit_tracer_set
+from .transcoder_io import TranscoderError, load_circuit_tracer_set, transcoder_set_files
 
 # %% auto #0
 __all__ = ['TL_RECONCILED', 'BACKENDS', 'allow_local_models', 'register_qwen2_nnsight', 'ReplacementError', 'tl_config_from_hf',
@@ -117,8 +117,7 @@ def check_transcoder_set(folder, n_layers:int) -> dict:
     cfg_p = folder/"config.yaml"
     if not cfg_p.exists(): raise TranscoderError(f"{cfg_p}: missing (not a transcoder-set folder; the train summary writes one to outputs/<preset>/transcoders/circuit-tracer)")
     cfg = yaml.safe_load(cfg_p.read_text()) or {}
-    files = cfg.get("transcoders") or []
-    have = {int(Path(p).stem.split("_")[-1]): Path(p) for p in files if Path(p).stem.startswith("layer_")}
+    have = transcoder_set_files(folder, cfg)     # paths relative to the folder (older exports: absolute)
     missing = [l for l in range(n_layers) if l not in have or not have[l].exists()]
     if missing:
         raise TranscoderError(f"{cfg_p}: no transcoder for layer(s) {missing} of the model's {n_layers}; every layer needs a real "

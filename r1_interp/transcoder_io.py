@@ -11,8 +11,9 @@ from torch import nn
 import yaml
 
 # %% auto #0
-__all__ = ['REQUIRED', 'TranscoderError', 'check_transcoder_dir', 'load_transcoder', 'load_transcoders', 'ReLUTopK',
-           'export_circuit_tracer', 'load_circuit_tracer_set', 'random_transcoders']
+__all__ = ['REQUIRED', 'TranscoderError', 'check_transcoder_dir', 'load_transcoder', 'load_transcoders', 'scan_name', 'ReLUTopK',
+           'refusal_kind', 'export_circuit_tracer', 'transcoder_set_files', 'load_circuit_tracer_set',
+           'random_transcoders']
 
 # %% ../nbs/11_transcoder_io.ipynb #7c89998d
 class TranscoderError(ValueError):
@@ -69,6 +70,16 @@ def load_transcoders(folder, layers=None, d_model:int|None=None, device="cpu") -
                                   f"(e.g. `r1-interp run --preset PRESET --phase train --force train`)")
     return {l: load_transcoder(found[l], d_model, device) for l in layers}
 
+# %% ../nbs/11_transcoder_io.ipynb #9e2ae833
+import re
+
+def scan_name(model_name:str) -> str:
+    "Neuronpedia-acceptable scan for our coders on `model_name`: 'r1-interp-<model slug>', only [a-z0-9_-]."
+    last = str(model_name).rstrip("/\\").replace("\\", "/").split("/")[-1]
+    slug = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9_-]", "-", last.lower())).strip("-_")
+    if not slug: raise ValueError(f"scan_name: model name {model_name!r} has no letters or digits to name a scan with")
+    return f"r1-interp-{slug}"
+
 # %% ../nbs/11_transcoder_io.ipynb #0c95b7c3
 class ReLUTopK(nn.Module):
     "sparsify's activation: keep the k largest of ReLU(pre-activations), zero the rest."
@@ -80,9 +91,17 @@ class ReLUTopK(nn.Module):
         return torch.zeros_like(x).scatter(-1, idx, vals)
     def extra_repr(self): return f"k={self.k}"
 
+def refusal_kind(k) -> str:
+    "The `model_kind` our export writes: a sentence circuit-tracer prints verbatim when it refuses the folder."
+    return (f"r1-interp transcoder set (sparsify ReLU-then-TopK, k={k}), which circuit-tracer 0.5.0 would run with plain ReLU "
+            f"(hundreds of active features per token, wrong graphs). Load it with "
+            f"r1_interp.transcoder_io.load_circuit_tracer_set(folder) (pip install r1-interp) and pass the result to "
+            f"ReplacementModel.from_pretrained_and_transcoders")
+
 def export_circuit_tracer(coders:dict, out_dir, model_name:str, n_layers:int|None=None, feature_input_hook="mlp.hook_in",
                           feature_output_hook="mlp.hook_out") -> Path:
-    "Write `coders` {layer: SparseCoder} as a circuit-tracer transcoder set (atomically); every layer must be present."
+    """Write `coders` {layer: SparseCoder} as a circuit-tracer transcoder set (atomically); every layer must be present.
+    Paths in config.yaml are relative to the folder; `model_kind` makes circuit-tracer's own loaders refuse it."""
     from safetensors.torch import save_file
     n_layers = n_layers if n_layers is not None else max(coders) + 1
     missing = [l for l in range(n_layers) if l not in coders]
@@ -95,26 +114,45 @@ def export_circuit_tracer(coders:dict, out_dir, model_name:str, n_layers:int|Non
         t = {"W_enc": c.encoder.weight, "b_enc": c.encoder.bias, "W_dec": c.W_dec, "b_dec": c.b_dec}
         if c.W_skip is not None: t["W_skip"] = c.W_skip
         save_file({k: v.detach().float().contiguous().cpu() for k, v in t.items()}, str(tmp/f"layer_{l}.safetensors"))
-    cfg = dict(model_kind="transcoder_set", model_name=model_name, scan=f"r1-interp/{model_name}",
-               feature_input_hook=feature_input_hook, feature_output_hook=feature_output_hook,
-               transcoders=[str(out/f"layer_{l}.safetensors") for l in range(n_layers)],
-               activation="relu_topk", k=ks if len(set(ks.values())) > 1 else next(iter(ks.values())),
-               note="activation/k are ignored by circuit-tracer 0.5.0's loader: use r1_interp.transcoder_io.load_circuit_tracer_set")
-    (tmp/"config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    k = ks if len(set(ks.values())) > 1 else next(iter(ks.values()))
+    cfg = dict(model_kind=refusal_kind(k), r1_interp_format="relu_topk_transcoder_set", model_name=model_name,
+               scan=scan_name(model_name), feature_input_hook=feature_input_hook, feature_output_hook=feature_output_hook,
+               transcoders=[f"layer_{l}.safetensors" for l in range(n_layers)], activation="relu_topk", k=k)
+    (tmp/"config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, width=1000))
     if out.exists(): shutil.rmtree(out)
     os.replace(tmp, out)
     return out
 
+def transcoder_set_files(folder, cfg:dict|None=None) -> dict:
+    """{layer: Path} of a transcoder set's files: paths relative to the folder (our exports), or absolute (older ones;
+    when such a file is gone, the file of the same name in `folder`, so a copied folder still loads)."""
+    folder = Path(folder).resolve()
+    if cfg is None:
+        if not (folder/"config.yaml").exists(): raise TranscoderError(f"{folder}/config.yaml: missing (not a transcoder-set folder)")
+        cfg = yaml.safe_load((folder/"config.yaml").read_text()) or {}
+    out = {}
+    for i, p in enumerate(cfg.get("transcoders") or []):
+        p = Path(p)
+        if not p.is_absolute(): p = folder/p
+        elif not p.exists() and (folder/p.name).exists(): p = folder/p.name
+        out[int(p.stem.split("_")[-1]) if p.stem.startswith("layer_") else i] = p
+    return out
+
 def load_circuit_tracer_set(folder, device="cpu", dtype=torch.float32):
-    "circuit-tracer's `TranscoderSet` from our export, with `ReLUTopK(k)` installed on every layer."
+    "circuit-tracer's `TranscoderSet` from our export (any copy of the folder), with `ReLUTopK(k)` on every layer."
     from circuit_tracer.utils.hf_utils import load_transcoders as ct_load
     folder = Path(folder).resolve()
     if not (folder/"config.yaml").exists(): raise TranscoderError(f"{folder}/config.yaml: missing (not a transcoder-set folder)")
-    cfg = yaml.safe_load((folder/"config.yaml").read_text())
-    for p in cfg.get("transcoders", []):
-        if not Path(p).exists(): raise TranscoderError(f"{folder}/config.yaml: transcoder file {p} does not exist")
+    cfg = yaml.safe_load((folder/"config.yaml").read_text()) or {}
+    if cfg.get("activation") != "relu_topk" or "k" not in cfg:
+        raise TranscoderError(f"{folder}/config.yaml: activation {cfg.get('activation')!r}, expected 'relu_topk' with its k "
+                              "(not a set exported by r1_interp.transcoder_io.export_circuit_tracer)")
+    files = transcoder_set_files(folder, cfg)
+    for l, p in files.items():
+        if not p.exists(): raise TranscoderError(f"{folder}/config.yaml: transcoder file {p} (layer {l}) does not exist")
+    cfg = dict(cfg, model_kind="transcoder_set", transcoders=[str(files[l]) for l in sorted(files)])
     ts = ct_load(cfg, device=torch.device(device), dtype=dtype, lazy_encoder=False, lazy_decoder=False)
-    ks = cfg.get("k")
+    ks = cfg["k"]
     for l, t in enumerate(ts):
         t.activation_function = ReLUTopK(ks[l] if isinstance(ks, dict) else ks)
     return ts
