@@ -11,8 +11,8 @@ import pandas as pd
 from .config import atomic_write_text
 
 # %% auto #0
-__all__ = ['PAGE_CSS', 'esc', 'tokens_html', 'hist_svg', 'feature_card', 'write_layer_page', 'write_features_index',
-           'layer_summary', 'update_features_index']
+__all__ = ['PAGE_CSS', 'esc', 'tokens_html', 'hist_svg', 'token_texts', 'example_texts', 'feature_card', 'write_layer_page',
+           'write_features_index', 'layer_summary', 'update_features_index']
 
 # %% ../nbs/24_feature_pages.ipynb #c66a6294
 def esc(x) -> str:
@@ -21,14 +21,17 @@ def esc(x) -> str:
 
 def tokens_html(text, acts, vmax:float|None=None) -> str:
     """One context as spans, each token's background as strong as its activation relative to `vmax` (default: the
-    context's maximum), the activation in its tooltip. Every token is escaped; whitespace is kept visible."""
+    context's maximum), the activation in its tooltip. Every token is escaped; whitespace is kept visible. An empty
+    token text (the first bytes of a character that a later token completes, see `token_texts`) is still a span of
+    its own, a narrow box with its own shading, and its tooltip says where its character is shown."""
     acts = np.asarray(acts, float)
     vmax = vmax or (acts.max() if len(acts) and acts.max() > 0 else 1.0)
     out = []
     for t, a in zip(text, acts):
         alpha = min(max(a / vmax, 0.0), 1.0)
         style = f' style="background:rgba(255,140,0,{alpha:.2f})"' if a > 0 else ""
-        out.append(f'<span class="t{" on" if a > 0 else ""}"{style} title="{a:.3g}">{esc(t).replace(chr(10), "⏎")}</span>')
+        part, tip = (" part", f"{a:.3g} (part of the character shown on the next token)") if t == "" else ("", f"{a:.3g}")
+        out.append(f'<span class="t{" on" if a > 0 else ""}{part}"{style} title="{tip}">{esc(t).replace(chr(10), "⏎")}</span>')
     return "".join(out)
 
 def hist_svg(hist, edges, width:int=220, height:int=48) -> str:
@@ -45,12 +48,35 @@ def hist_svg(hist, edges, width:int=220, height:int=48) -> str:
     return (f'<svg class="hist" width="{width}" height="{height}" role="img"><g fill="#d97706">{bars}</g>'
             f'<text x="0" y="{height - 1}" font-size="9">{edge(lo)}</text><text x="{width}" y="{height - 1}" font-size="9" text-anchor="end">{edge(hi)}</text></svg>')
 
+# %% ../nbs/24_feature_pages.ipynb #504d506b
+def token_texts(pieces) -> list[str]:
+    """Display strings of consecutive tokens given as their raw bytes: a character split across tokens is shown whole
+    on the token that completes it ('' on the earlier ones); undecodable bytes (a character cut by the start or end
+    of the context, invalid UTF-8) show U+FFFD on the token that holds them."""
+    import codecs
+    dec, out = codecs.getincrementaldecoder("utf-8")(errors="replace"), []
+    for i, b in enumerate(pieces):
+        if not isinstance(b, (bytes, bytearray)): raise TypeError(f"token {i}: expected bytes, got {type(b).__name__} ({b!r:.40})")
+        out.append(dec.decode(bytes(b)))
+    tail = dec.decode(b"", final=True)     # a character left incomplete at the end of the context
+    if tail: out[-1] += tail
+    return out
+
+def example_texts(store, tokens) -> list[str]|None:
+    "A context's display strings from the store's raw token bytes (`token_texts`); None when the store has no bytes (older stores)."
+    fn = getattr(store, "token_bytes", None)
+    if fn is None: return None
+    try: pieces = fn(np.asarray(tokens))
+    except (KeyError, AttributeError, NotImplementedError): return None     # a vocab written before the `bytes` column
+    return None if pieces is None else token_texts(pieces)
+
 # %% ../nbs/24_feature_pages.ipynb #1f05f57c
 PAGE_CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1100px}
 table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
 .feature{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:.8em 0}
 .feature h3{margin:.1em 0;font-size:1.05em}.meta{color:#555;font-size:.85em}.ctx{font-family:ui-monospace,monospace;font-size:.85em;white-space:pre-wrap;margin:.15em 0}
-.t.on{border-radius:2px}.failed{color:#b91c1c}.note{background:#fff7ed;border-left:3px solid #d97706;padding:.4em .8em}"""
+.t.on{border-radius:2px}.t.part{display:inline-block;min-width:.3em}
+.thumbs{display:flex;flex-wrap:wrap;gap:10px}.thumb{margin:0;font-size:.8em}img.fig{max-width:100%;display:block;margin:.4em 0}.failed{color:#b91c1c}.note{background:#fff7ed;border-left:3px solid #d97706;padding:.4em .8em}"""
 
 def _page(title:str, body:str) -> str:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
@@ -84,6 +110,9 @@ def write_layer_page(store, layer:int, out_path, labels:pd.DataFrame|None=None, 
     shown = sorted(lab) if lab else list(feats[feats["count"] > 0].sort_values("frequency", ascending=False).index)
     shown = shown[:max_features] if max_features else shown
     ex = store.examples(layer, features=shown, kind="top") if shown else pd.DataFrame(columns=["feature", "kind"])
+    if len(ex):       # whole characters where the store has each token's bytes (else each token decoded on its own)
+        texts = [example_texts(store, t) for t in ex.tokens]
+        if all(t is not None for t in texts): ex["text"] = pd.Series(texts, index=ex.index, dtype=object)
     by = dict(tuple(ex.groupby("feature"))) if len(ex) else {}
     edges = store.meta["hist_edges"]
     alive = int((feats["count"] > 0).sum())

@@ -8,7 +8,7 @@ import numpy as np
 from .graph_json import AttributionGraph
 
 # %% auto #0
-__all__ = ['top_nodes', 'plot_graph_top']
+__all__ = ['top_nodes', 'prompt_tokens', 'thin_ticks', 'plot_graph_top', 'overlapping_labels']
 
 # %% ../nbs/33_graph_plot.ipynb #025a31fb
 _COLOURS = dict(feature="#4c72b0", error="#999999", embedding="#55a868", logit="#c44e52", other="#8172b2")
@@ -20,14 +20,46 @@ def top_nodes(g:AttributionGraph, n_nodes:int=40) -> np.ndarray:
     keep = set(np.argsort(-strength, kind="stable")[:n_nodes].tolist()) | set(np.flatnonzero(g.kind == "logit").tolist())
     return np.array(sorted(keep), dtype=np.int64)
 
-def plot_graph_top(g:AttributionGraph, n_nodes:int=40, n_links:int=80, title:str|None=None, ax=None):
-    "Draw the strongest nodes and links of `g` by (position, layer); returns the matplotlib axes."
+def prompt_tokens(g:AttributionGraph) -> list[str]:
+    "The prompt's tokens from the graph's metadata (a list, or the string of one as Neuronpedia's files hold it); [] when absent."
+    t = g.metadata.get("prompt_tokens")
+    if isinstance(t, str):
+        import ast
+        try: t = ast.literal_eval(t)
+        except (ValueError, SyntaxError): return []
+    return [str(x) for x in t] if isinstance(t, (list, tuple)) else []
+
+def _short(t:str, n:int) -> str:
+    t = t.replace("\n", "⏎").replace("\t", "⇥").replace("$", r"\$")     # `$` would start matplotlib mathtext
+    return t if len(t) <= n else t[:n - 1] + "…"
+
+def thin_ticks(n_pos:int, priority, min_gap:int) -> list[int]:
+    """Positions to label on an axis of `n_pos` positions so that labels are at least `min_gap` positions apart: the
+    `priority` positions first (those with nodes), then the last position, then every other from left to right."""
+    taken = np.zeros(n_pos + 2 * min_gap, bool); out = []
+    for p in [*dict.fromkeys(int(q) for q in priority), n_pos - 1, *range(n_pos)]:
+        if 0 <= p < n_pos and not taken[p:p + 2 * min_gap - 1].any():
+            out.append(p); taken[p + min_gap - 1] = True
+    return sorted(out)
+
+def plot_graph_top(g:AttributionGraph, n_nodes:int=40, n_links:int=80, title:str|None=None, ax=None, labels:bool=True,
+                   fontsize:float=7):
+    """Draw the strongest nodes and links of `g` by (position, layer); returns the matplotlib axes. Without `ax`, the
+    figure's width grows with the number of token positions (about 0.16 inch each) so long prompts stay readable;
+    token labels are rotated and thinned so they never overlap, and the logit labels are listed in a column right of
+    the plot, each joined to its node by a thin line. `labels=False` draws a thumbnail: nodes and links only."""
     import matplotlib.pyplot as plt
     keep = top_nodes(g, n_nodes)
     inside = np.zeros(g.n_nodes, bool); inside[keep] = True
     e = np.flatnonzero(inside[g.src] & inside[g.dst])
     e = e[np.argsort(-np.abs(g.weight[e]), kind="stable")[:n_links]]
-    if ax is None: _, ax = plt.subplots(figsize=(max(6, 0.6 * (g.pos.max(initial=0) + 2)), 5))
+    toks = prompt_tokens(g)
+    n_pos = max(int(g.pos.max(initial=0)) + 1, len(toks))
+    if ax is None:
+        side = 2.4 if labels else 0.2                       # inches for the logit labels and the legend
+        w = float(np.clip(1.2 + 0.16 * n_pos, 5, 60)) + side
+        fig, ax = plt.subplots(figsize=(w, 5.2 if labels else 2.5))
+        fig.subplots_adjust(left=0.9 / w, right=1 - side / w, bottom=0.25 if labels else 0.05, top=0.9)
     rng = np.random.default_rng(0)
     x = g.pos + rng.uniform(-0.3, 0.3, g.n_nodes) * (g.kind == "feature")   # spread features that share a cell
     y = g.layer.astype(float)
@@ -37,9 +69,43 @@ def plot_graph_top(g:AttributionGraph, n_nodes:int=40, n_links:int=80, title:str
         ax.plot([x[s], x[t]], [y[s], y[t]], color="#2b6cb0" if g.weight[j] > 0 else "#c53030", lw=0.3 + 2.5 * abs(g.weight[j]) / wmax, alpha=0.5, zorder=1)
     for k, c in _COLOURS.items():
         m = keep[g.kind[keep] == k]
-        if len(m): ax.scatter(x[m], y[m], s=40, color=c, label=k, zorder=2, edgecolors="white", linewidths=0.5)
-    for i in keep[g.kind[keep] == "logit"]:
-        ax.annotate(g.label[i][:30], (x[i], y[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel="token position", ylabel="layer (E = -1)", title=title or g.name)
-    ax.legend(fontsize=7, loc="upper left", frameon=False)
+        if len(m): ax.scatter(x[m], y[m], s=40 if labels else 12, color=c, label=k, zorder=2, edgecolors="white", linewidths=0.5)
+    ax.set_xlim(-0.8, n_pos - 0.2)
+    if not labels:
+        ax.set_xticks([]); ax.set_yticks([]); ax.set_title(title or g.name, fontsize=fontsize, loc="left")
+        return ax
+    fig = ax.figure
+    # token labels, rotated and thinned to the room the axes has (a rotated label needs about 1.3 x fontsize points)
+    width_pt = ax.get_position().width * fig.get_figwidth() * 72
+    gap = max(1, int(np.ceil(1.3 * fontsize * n_pos / max(width_pt, 1))))
+    ticks = thin_ticks(n_pos, sorted(set(g.pos[keep].tolist())), gap)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{_short(toks[p], 12)!r} {p}" if p < len(toks) else str(p) for p in ticks], rotation=90, fontsize=fontsize)
+    top = int(g.layer.max(initial=0))
+    ax.set_yticks(range(-1, top + 1)); ax.set_yticklabels(["E", *map(str, range(top)), "logits"], fontsize=fontsize)
+    if top > 24: [t.set_visible(i % 2 == 1 or i == top + 1) for i, t in enumerate(ax.get_yticklabels())]
+    # logit labels: one column right of the axes, a fixed line apart, joined to their nodes
+    logits = keep[g.kind[keep] == "logit"]
+    height_pt = ax.get_position().height * fig.get_figheight() * 72
+    room = max(1, int(height_pt // (1.5 * fontsize)))
+    shown = logits[:room] if len(logits) <= room else logits[:room - 1]
+    for r, i in enumerate(shown):
+        ax.annotate(_short(str(g.label[i]), 30), xy=(x[i], y[i]), xycoords="data", xytext=(1.02, 1 - r * 1.5 * fontsize / height_pt),
+                    textcoords="axes fraction", fontsize=fontsize, va="top", annotation_clip=False,
+                    arrowprops=dict(arrowstyle="-", lw=0.4, color="#c44e52", alpha=0.6, shrinkA=0, shrinkB=2))
+    if len(shown) < len(logits):
+        ax.text(1.02, 1 - len(shown) * 1.5 * fontsize / height_pt, f"+{len(logits) - len(shown)} more logits", transform=ax.transAxes,
+                fontsize=fontsize, va="top", style="italic")
+    ax.set(xlabel="token (position)", ylabel="layer")
+    ax.set_title(title or g.name, fontsize=fontsize + 2, loc="left")
+    ax.legend(fontsize=fontsize, loc="lower left", bbox_to_anchor=(1.01, 0.0), frameon=False, borderaxespad=0)
     return ax
+
+def overlapping_labels(ax) -> list[tuple[str, str]]:
+    "Pairs of visible text labels of `ax` (tick labels, annotations, texts) whose drawn boxes overlap: [] when all are legible."
+    from matplotlib.text import Text
+    fig = ax.figure; fig.canvas.draw(); r = fig.canvas.get_renderer()     # positions are final only once drawn
+    texts = [t for t in [*ax.get_xticklabels(), *ax.get_yticklabels(), *ax.texts] if t.get_visible() and t.get_text()]
+    boxes = [Text.get_window_extent(t, r) for t in texts]     # the text alone: an annotation's own extent includes its line
+    return [(texts[a].get_text(), texts[b].get_text()) for a in range(len(texts)) for b in range(a + 1, len(texts))
+            if boxes[a].overlaps(boxes[b]) and boxes[a].width > 0 and boxes[b].width > 0]

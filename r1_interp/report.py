@@ -12,8 +12,9 @@ from .config import atomic_write_text
 from .feature_pages import esc, _page
 
 # %% auto #0
-__all__ = ['COMPARISONS', 'KNOBS', 'DamagedFile', 'transcoders_section', 'features_section', 'graphs_section', 'compare_section',
-           'settings_section', 'write_index']
+__all__ = ['MAX_THUMBNAILS', 'COMPARISONS', 'KNOBS', 'DamagedFile', 'figure_img', 'faithfulness_figure', 'score_figure',
+           'effect_figure', 'graph_thumbnails', 'transcoders_section', 'features_section', 'graphs_section',
+           'compare_section', 'settings_section', 'write_index']
 
 # %% ../nbs/51_report.ipynb #c95c1366
 def _table(df:pd.DataFrame, digits:int=3) -> str:
@@ -37,11 +38,119 @@ def _read_csv(p, phase:str) -> pd.DataFrame:
     try: return pd.read_csv(p)           # every table we write has a header: an empty file is a damaged one
     except (OSError, ValueError, pd.errors.EmptyDataError, pd.errors.ParserError) as e: raise _damaged(p, phase, e) from None
 
+def _read_jsonl(p, phase:str) -> pd.DataFrame:
+    "A phase's JSON-lines log as a table; `DamagedFile` naming the line when one cannot be read."
+    rows = []
+    for i, line in enumerate(Path(p).read_text().splitlines(), 1):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except ValueError as e: raise _damaged(f"{p}: line {i}", phase, e) from None
+    return pd.DataFrame(rows)
+
 def _read_json(p, phase:str, default=None):
     "A phase's JSON record; `default` when the phase has not written it, `DamagedFile` when it is there but unreadable."
     if not Path(p).exists(): return default
     try: return json.loads(Path(p).read_text())
     except (OSError, ValueError) as e: raise _damaged(p, phase, e) from None
+
+# %% ../nbs/51_report.ipynb #874a77e7
+def figure_img(fig, alt:str, dpi:int=80, cls:str="fig") -> str:
+    "A matplotlib figure as an inline `<img>` (PNG in a data: URI, with its alt text); the figure is closed."
+    import base64, io
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    try: fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally: plt.close(fig)
+    return f'<img class="{cls}" alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+def _plt():
+    import matplotlib
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"): matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+def faithfulness_figure(ev:pd.DataFrame) -> str:
+    """Per layer, the CE increase of replacing the MLP by its transcoder beside zero- and mean-ablating the MLP, each
+    ± one standard error (log scale: the baselines are usually orders of magnitude above); text when there is no data."""
+    need = [c for c in ("ce_increase", "ce_increase_mean_ablation", "ce_increase_zero_ablation") if c in ev]
+    if not len(ev) or "ce_increase" not in need: return _note("no per-layer CE increases recorded: no faithfulness figure")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(min(3 + 0.35 * len(ev), 10), 3))
+    names = dict(ce_increase="transcoder", ce_increase_zero_ablation="zero-ablation", ce_increase_mean_ablation="mean-ablation")
+    for k, (c, col) in enumerate(zip(need, ("#2b6cb0", "#d97706", "#6b7280"))):
+        y = ev[c].astype(float).to_numpy(); se = ev[f"{c}_se"].astype(float).to_numpy() if f"{c}_se" in ev else None
+        ax.errorbar(ev.layer + (k - 1) * 0.15, y, yerr=se, fmt="o", ms=4, capsize=2, color=col,
+                    label=names[c] + ("" if se is not None else " (no s.e.)"))
+    if (ev[need].astype(float) > 0).all().all(): ax.set_yscale("log")
+    else: ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(ev.layer.astype(int).tolist())
+    ax.set(xlabel="layer", ylabel="CE increase (nats)", title="Faithfulness per layer (± 1 s.e.)")
+    ax.legend(fontsize=7, frameon=False); ax.tick_params(labelsize=7)
+    return figure_img(fig, "CE increase per layer: transcoder vs zero- and mean-ablation, with standard errors")
+
+def score_figure(scores:pd.DataFrame) -> str:
+    "The distribution of label scores (balanced accuracy) per method, chance 0.5 marked, mean ± s.e. in the legend."
+    ok = scores[scores.status == "ok"] if len(scores) and "status" in scores else scores.iloc[:0]
+    if not len(ok): return _note("no label scores recorded: no score distribution")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    bins = np.linspace(0, 1, 21)
+    for m, col in zip(sorted(ok.method.unique()), ("#2b6cb0", "#d97706", "#059669")):
+        x = ok[ok.method == m].score.astype(float).dropna()
+        se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
+        ax.hist(x, bins=bins, alpha=0.55, color=col, label=f"{m}: mean {_pm(float(x.mean()), se, 2)} (n={len(x)})")
+    ax.axvline(0.5, color="k", lw=0.8, ls="--", label="chance (0.5)")
+    ax.set(xlabel="balanced accuracy", ylabel="labels", title="Label scores (mean ± 1 s.e.)")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.tick_params(labelsize=7)
+    return figure_img(fig, "distribution of label scores per method, chance at 0.5")
+
+def effect_figure(comp:pd.DataFrame) -> str:
+    "Each comparison's effect size with its bootstrap interval, a zero line; rows without an effect are named in text."
+    if not len(comp) or "effect" not in comp: return _note("no comparison results: no effect-size figure")
+    has = comp[comp.effect.notna()]
+    missing = comp[comp.effect.isna()]
+    note = (_note("no effect (not enough graphs): " + "; ".join(f"{r.comparison} ({r.statistic})" for r in missing.itertuples()))
+            if len(missing) else "")
+    if not len(has): return note
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 0.9 + 0.3 * len(has)))
+    yy = np.arange(len(has))[::-1]
+    lo, hi = has.ci_low.astype(float).to_numpy(), has.ci_high.astype(float).to_numpy()
+    eff = has.effect.astype(float).to_numpy()
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.errorbar(eff[ok], yy[ok], xerr=[eff[ok] - lo[ok], hi[ok] - eff[ok]], fmt="o", ms=4, capsize=2, color="#2b6cb0", label="effect, 95% bootstrap interval")
+    if (~ok).any(): ax.plot(eff[~ok], yy[~ok], "x", color="#c53030", label="effect, no interval")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(yy); ax.set_yticklabels([f"{r.comparison}: {r.statistic}" for r in has.itertuples()], fontsize=7)
+    ax.set(xlabel="effect (difference of means)", title="Comparisons"); ax.legend(fontsize=7, frameon=False); ax.tick_params(labelsize=7)
+    return figure_img(fig, "effect size of each comparison with its interval") + note
+
+MAX_THUMBNAILS = 24
+
+def graph_thumbnails(outputs:Path, summary:pd.DataFrame, max_n:int=MAX_THUMBNAILS) -> str:
+    """A small picture of the top of each graph (`graph_plot.plot_graph_top`, nodes and links only), at most `max_n`,
+    each linking to the graph in the local viewer (`r1-interp serve`) with the graphs report beside it."""
+    from r1_interp.graph_json import load_graph
+    from r1_interp.graph_plot import plot_graph_top
+    if not len(summary) or "path" not in summary: return _note("no graph files listed in graphs/summary.csv: no thumbnails")
+    plt = _plt()
+    json_dir = outputs/"graphs"/"json"
+    report = _rel(outputs/"graphs"/"graphs.html", outputs)
+    cells, skipped = [], []
+    for r in summary.head(max_n).itertuples():
+        p = Path(str(r.path)); p = p if p.is_absolute() else outputs/p
+        try: g = load_graph(p, keep_errors=True)
+        except Exception as e: skipped.append(f"{r.id} ({type(e).__name__})"); continue
+        fig, ax = plt.subplots(figsize=(2.6, 1.5))
+        plot_graph_top(g, labels=False, title=str(r.id), ax=ax, fontsize=6)
+        slug = _rel(p.with_suffix(""), json_dir) if p.is_relative_to(json_dir) else p.stem
+        cells.append(f'<figure class="thumb"><a href="http://127.0.0.1:8032/index.html?slug={esc(slug)}">{figure_img(fig, f"graph {r.id}", dpi=72)}</a>'
+                     f'<figcaption>{esc(r.id)} · <a href="{esc(report)}">report</a></figcaption></figure>')
+    more = f" ({len(summary) - max_n} more graphs in the report)" if len(summary) > max_n else ""
+    head = (f'<p>The top of each graph{more}; a picture opens the graph in the interactive viewer, which needs '
+            f'<code>r1-interp serve {esc(json_dir)}</code> running (http://127.0.0.1:8032).</p>')
+    return head + f'<div class="thumbs">{"".join(cells)}</div>' + (_note("not drawn (unreadable): " + ", ".join(skipped)) if skipped else "")
 
 # %% ../nbs/51_report.ipynb #aa5ba49d
 def _pm(v, se, digits:int=3) -> str:
@@ -83,7 +192,7 @@ def transcoders_section(outputs:Path) -> str:
                     f"{fr.get('tokens', 0):,} predictions in {fr.get('chunks', 0)} chunks.</p>")
     cols = [c for c in ["layer", "fvu", "fvu_se", "fvu_skip_only", "l0", "dead_eval", "ce_increase", "ce_increase_se", "ce_increase_zero_ablation",
                         "ce_increase_mean_ablation", "ce_increase_mean_ablation_se", "kl", "kl_se"] if c in ev]
-    return "<h2>Transcoders</h2>" + head + _table(ev[cols], 4)
+    return "<h2>Transcoders</h2>" + head + faithfulness_figure(ev) + _table(ev[cols], 4)
 
 def features_section(outputs:Path) -> str:
     "Label counts and score distributions per layer: mean balanced accuracy with its standard error, and what the offline rater cannot rate."
@@ -108,7 +217,9 @@ def features_section(outputs:Path) -> str:
                       "description is right; Claude's labels and ratings need the key.")
     cols = [c for c in ["layer", "features", "alive", "labelled", "failed", "labellers", "detection_mean", "detection_se", "fuzzing_mean",
                         "fuzzing_se", "unrated"] if c in df]
-    return "<h2>Features</h2>" + head + link + _table(df[cols])
+    sc = [_read_jsonl(p, "label") for p in sorted((outputs/"features"/"labels").glob("layer_*/scores.jsonl"))]
+    fig = score_figure(pd.concat(sc, ignore_index=True) if sc else pd.DataFrame())
+    return "<h2>Features</h2>" + head + link + fig + _table(df[cols])
 
 # %% ../nbs/51_report.ipynb #c0bf49f4
 def graphs_section(outputs:Path) -> str:
@@ -130,7 +241,7 @@ def graphs_section(outputs:Path) -> str:
         pcols = [c for c in ["category", "id", "answered", "correct", "extracted_answer", "think_target", "think_verdict",
                              "answer_target", "answer_verdict"] if c in ph]
         head += _table(ph[pcols])
-    return "<h2>Attribution graphs</h2>" + head + _table(s[cols])
+    return "<h2>Attribution graphs</h2>" + head + _table(s[cols]) + graph_thumbnails(outputs, s)
 
 COMPARISONS = (("model", "Reasoning model vs its base model", ("r1~base", "model~base")),
                ("phase", "Thinking phase vs answer phase", ("think~answer", "r1-think~r1-answer")),
@@ -150,6 +261,7 @@ def compare_section(outputs:Path) -> str:
              "Under the layered null a triad significance profile is one bit (021D, 021U and 021C mirror the FFL count and the other "
              "classes never vary), so no cosine of such profiles is reported.</p>" + _table(cat))
     if len(prof): html += "<p>Second view: triad significance profiles against the configuration null, by category.</p>" + _table(prof)
+    if len(comp): html += effect_figure(comp)
     for key, title, names in COMPARISONS:
         html += f"<h3>{esc(title)}</h3>"
         want = {n.replace("~", " ~ ").replace(":", " vs ") for n in names}

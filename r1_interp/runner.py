@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['ORCHESTRATION', 'BIG_FILE', 'EXECUTORS', 'r1_modules', 'code_digests', 'input_digest', 'input_name', 'input_value',
-           'Job', 'read_record', 'stale_reasons', 'output_problems', 'is_complete', 'notebook_to_html', 'quiet_report',
-           'JobResult', 'running_elsewhere', 'run_job', 'make_notebook', 'LockHeld', 'describe_holder', 'Lock',
-           'hold_lock', 'BatchResult', 'visible_gpus', 'ExecutorError', 'run_batch']
+__all__ = ['ORCHESTRATION', 'BIG_FILE', 'WIDE_PX', 'EXECUTORS', 'r1_modules', 'code_digests', 'input_digest', 'input_name',
+           'input_value', 'Job', 'read_record', 'stale_reasons', 'output_problems', 'is_complete',
+           'unconfine_wide_images', 'drop_stderr', 'notebook_to_html', 'quiet_report', 'JobResult', 'running_elsewhere',
+           'run_job', 'make_notebook', 'LockHeld', 'describe_holder', 'Lock', 'hold_lock', 'BatchResult',
+           'visible_gpus', 'ExecutorError', 'run_batch']
 
 # %% ../nbs/09_runner.ipynb #bc4777b7
 def _sha(blob) -> str: return hashlib.sha256(blob if isinstance(blob, bytes) else blob.encode()).hexdigest()[:16]
@@ -176,10 +177,50 @@ _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block extra_css -%}<style>img.unconfined{max-width:none!important}
+.jp-OutputArea-child{display:block}.jp-OutputArea-output{display:block;overflow-x:auto}</style>{%- endblock extra_css -%}
 """
 
-def notebook_to_html(nb_path, html_path, title:str|None=None):
-    "Render an executed notebook to a self-contained HTML report: inputs and prompts hidden, no CDN scripts."
+WIDE_PX = 1100   # a picture wider than the page is shown at its own size, scrolling sideways, rather than shrunk
+
+def _png_width(b64:str) -> int:
+    "Pixel width of a base64 PNG (its IHDR chunk); 0 when it is not one."
+    import base64
+    head = base64.b64decode(b64[:64] + "=" * (-len(b64[:64]) % 4))
+    return int.from_bytes(head[16:20], "big") if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
+
+def unconfine_wide_images(nb, min_px:int=WIDE_PX) -> int:
+    """Mark every PNG output wider than `min_px` as `unconfined` (in place), so the report shows it at its own size
+    (a graph of a 100-token prompt stays legible) instead of shrinking it to the page's width; returns how many."""
+    n = 0
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            png = o.get("data", {}).get("image/png")
+            if png and _png_width(png if isinstance(png, str) else "".join(png)) > min_px:
+                o.setdefault("metadata", {}).setdefault("image/png", {})["unconfined"] = True; n += 1
+    return n
+
+def _terminal_text(s:str) -> str:
+    "Stream text as a terminal leaves it: each line's last carriage-return rewrite (a progress bar's final state)."
+    return "\n".join(line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r") for line in s.split("\n"))
+
+def drop_stderr(nb) -> list[str]:
+    """Remove every stderr stream output from `nb` (in place) and return their text, one string per cell that had any,
+    as a terminal would show it (progress bars at their final state)."""
+    dropped = []
+    for i, c in enumerate(nb.cells):
+        outs = c.get("outputs")
+        if not outs: continue
+        err = [o for o in outs if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        if err:
+            c["outputs"] = [o for o in outs if o not in err]
+            dropped.append(f"cell {i}: " + _terminal_text("".join(o.get("text", "") for o in err)).strip())
+    return dropped
+
+def notebook_to_html(nb_path, html_path, title:str|None=None) -> list[str]:
+    """Render an executed notebook to a self-contained HTML report: inputs and prompts hidden, no CDN scripts, pictures
+    wider than the page at their own size (scrolling sideways), and no stderr (warnings, progress bars): those stay in the executed notebook, the report ends with a line saying how many
+    blocks were left out and where they are, and they are returned (one string per cell) for the job's log."""
     import nbformat, jinja2
     from nbconvert import HTMLExporter
     from r1_interp.config import atomic_write_text
@@ -188,8 +229,15 @@ def notebook_to_html(nb_path, html_path, title:str|None=None):
                       extra_loaders=[jinja2.DictLoader({"r1_offline.html.j2": _OFFLINE_TEMPLATE})], template_file="r1_offline.html.j2")
     # keep cells tagged `remove_cell` (e.g. the parameters cell) out of the report
     nb.cells = [c for c in nb.cells if "remove_cell" not in c.get("metadata", {}).get("tags", [])]
+    dropped = drop_stderr(nb)
+    unconfine_wide_images(nb)
+    if dropped:
+        nb.cells.append(nbformat.v4.new_markdown_cell(
+            f"*{len(dropped)} cell(s) wrote to stderr (warnings, progress bars); that text is left out of this report and "
+            f"kept in the executed notebook `{Path(html_path).with_suffix('.ipynb').name}`.*"))
     html, _ = ex.from_notebook_node(nb, resources={"metadata": {"name": title or Path(nb_path).stem}})
     atomic_write_text(html_path, html)
+    return dropped
 
 # %% ../nbs/09_runner.ipynb #2d5c50ae
 def quiet_report():
@@ -266,11 +314,11 @@ def run_job(job:Job, force:bool=False, kernel_name:str|None=None, cwd=None) -> J
         _write_record(job, parts, status="failed", started=t0, seconds=dt, cell=cell, error=err, failed_notebook=str(failed))
         return JobResult(str(job.output), "failed", dt, cell, err)
     html_tmp = job.html.with_name(f".{job.name}.{os.getpid()}.tmp.html")
-    notebook_to_html(tmp, html_tmp, title=job.name)
+    dropped = notebook_to_html(tmp, html_tmp, title=job.name)     # stderr stays in the executed notebook, not the report
     os.replace(tmp, job.output); os.replace(html_tmp, job.html)
     if failed.exists(): failed.unlink()
     dt = time.time() - t0
-    _write_record(job, parts, status="ok", started=t0, seconds=dt)
+    _write_record(job, parts, status="ok", started=t0, seconds=dt, stderr_blocks=len(dropped))
     return JobResult(str(job.output), "ok", dt)
 
 # %% ../nbs/09_runner.ipynb #4e8bad52

@@ -13,13 +13,15 @@ def check_index_in_browser(outputs):
     import re
     from urllib.parse import unquote
     index = outputs/"index.html"
-    hrefs = re.findall(r'href="([^"#]+)"', index.read_text())
+    hrefs = [h for h in re.findall(r'href="([^"#]+)"', index.read_text()) if not h.startswith("http://127.0.0.1:8032/")]  # the viewer
     assert hrefs and all((outputs/unquote(h)).exists() for h in hrefs), [h for h in hrefs if not (outputs/unquote(h)).exists()]
     if CHROMIUM is None: return
     dom, console = chromium_dom(index.as_uri(), outputs/".chromium")
     shutil.rmtree(outputs/".chromium", ignore_errors=True)
     assert "<h1>r1-interp: tiny</h1>" in dom and console == [], console
     imgs = re.findall(r'<img[^>]*src="([^"]+)"', dom)
+    # figures: faithfulness, label scores and a thumbnail per graph (up to 24)
+    assert sum(s.startswith("data:image/png") for s in imgs) >= 2 + min(24, len(pd.read_csv(outputs/"graphs"/"summary.csv")))
     assert all(s.startswith("data:") or (outputs/unquote(s)).exists() for s in imgs)
 
 def test_tiny_preset_end_to_end(tmp_path):
@@ -49,6 +51,15 @@ def test_tiny_preset_end_to_end(tmp_path):
     check = subprocess.run(r1_interp_cmd() + ["graph", "check", str(tmp_path/"graphs"/"json")], capture_output=True, text=True, timeout=300)
     verdicts = [l.split(" ", 1)[0] for l in check.stdout.splitlines() if l.startswith(("ok ", "WEAK ", "DEGENERATE ", "INVALID "))]
     assert check.returncode == 0 and len(verdicts) == 24 and set(verdicts) <= {"ok", "WEAK"}, check.stdout + check.stderr
+    # circuit-tracer's own loaders refuse the export (naming ours); every graph written passes Neuronpedia's schema
+    cfg = yaml.safe_load((ct/"config.yaml").read_text())
+    assert cfg["transcoders"] == ["layer_0.safetensors", "layer_1.safetensors"] and "load_circuit_tracer_set" in cfg["model_kind"]
+    from r1_interp.graph_check import neuronpedia_problems
+    schema = json.loads((Path(__file__).parent/"data"/"neuronpedia"/"graph-schema.json").read_text())
+    written = [g for g in (tmp_path/"graphs").rglob("*.json") if g.parent.parent.name != "records" and g.name != "graph-metadata.json"
+               and {"nodes", "links"} <= set(json.loads(g.read_text()))]
+    problems = {g.name: neuronpedia_problems(json.loads(g.read_text()), g.stat().st_size, schema=schema) for g in written}
+    assert len(written) >= 24 and not any(problems.values()), {k: v for k, v in problems.items() if v}
     summary = pd.read_csv(tmp_path/"graphs"/"summary.csv")
     assert len(summary) == 24 and summary.verdict.isin(["ok", "WEAK"]).all() and (summary.max_feature_nodes == 256).all()
     phases = pd.read_csv(tmp_path/"graphs"/"phases"/"summary.csv")
