@@ -12,9 +12,10 @@ from .config import atomic_write_text
 from .transcoders import begin_save, commit_save, newest_checkpoint, sibling, CheckpointError
 
 # %% auto #0
-__all__ = ['HIST_EDGES', 'STATE_DIR', 'META_FILE', 'RECOVER', 'mlp_inputs', 'feature_acts', 'keep_top', 'window_acts',
-           'dense_view', 'clear_dense', 'new_layer_state', 'chunk_maxima', 'update_layer_state', 'CollectError',
-           'clear_store', 'coders_digest', 'collect_features', 'token_table', 'write_feature_store', 'store_problem',
+__all__ = ['HIST_EDGES', 'STATE_DIR', 'META_FILE', 'RECOVER', 'STORE_FORMAT', 'mlp_inputs', 'feature_acts', 'keep_top',
+           'window_acts', 'dense_view', 'clear_dense', 'new_layer_state', 'chunk_maxima', 'update_layer_state',
+           'CollectError', 'clear_store', 'coders_digest', 'collect_features', 'token_table', 'token_bytes_table',
+           'window_texts', 'histogram_table', 'corpus_tokenizer', 'write_feature_store', 'store_problem',
            'FeatureStore', 'tiny_feature_store']
 
 # %% ../nbs/20_collect.ipynb #5cbd1d23
@@ -210,8 +211,9 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
     maxima on a pool of `n_pool` chunks (for non-activating contexts). The state is checkpointed every `save_every`
     batches in `out_dir`/collect_state/, so a killed run resumes from its last completed batch with nothing counted
     twice; at the end the feature store is written (`write_feature_store`) and the checkpoints removed. Returns
-    `out_dir`. A finished, intact store with the same settings is not redone; a damaged one is rebuilt; `rebuild`
-    collects from the start whatever is there."""
+    `out_dir`. A finished, intact store with the same settings is not redone; a damaged one, or one of an older
+    format, is rebuilt; `rebuild` collects from the start whatever is there. `tokenizer` (None: the corpus's own, see
+    `corpus_tokenizer`) is checked against the corpus before the pass."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     layers = sorted(coders)
     idx = corpus.split(split)
@@ -228,7 +230,8 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
         if (why := store_problem(out_dir)) is None:
             echo(f"{out_dir}: feature store already complete"); return out_dir
         gone = clear_store(out_dir)
-        echo(f"{why}: the feature store is damaged; rebuilding it (deleted {', '.join(gone)})")
+        echo(f"{why}" + ("" if "must be collected again" in why else ": the feature store is damaged") + f"; rebuilding it (deleted {', '.join(gone)})")
+    tokenizer = corpus_tokenizer(corpus, tokenizer)                 # before the pass: a wrong or missing tokenizer fails now, not after it
     state = _load_state(out_dir, settings, echo)
     meta_p.unlink(missing_ok=True)                                  # a store with other settings is being replaced
     if state is None:
@@ -261,9 +264,54 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
     return out_dir
 
 # %% ../nbs/20_collect.ipynb #cded70ec
+STORE_FORMAT = 2     # 2: layer columns, window text, token bytes, histograms.parquet, non-null quantiles
+
 def token_table(tokenizer) -> np.ndarray:
     "Every token id's text, decoded on its own (what a reader sees for that token), as an object array indexed by id."
     return np.array([tokenizer.decode([i]) for i in range(len(tokenizer))] + [""], dtype=object)   # -1 indexes the ""
+
+def _decoder_steps(tokenizer) -> set:
+    "The kinds of step in a fast tokenizer's decoder ('ByteLevel', 'ByteFallback', 'Replace', 'Metaspace', ...)."
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None: return {"ByteLevel"} if getattr(tokenizer, "byte_decoder", None) else set()
+    dec = json.loads(backend.to_str()).get("decoder") or {}
+    steps = dec.get("decoders", [dec]) if dec.get("type") == "Sequence" else [dec]
+    return {d.get("type") for d in steps}
+
+def token_bytes_table(tokenizer) -> list[bytes]:
+    """Every token id's raw bytes: added and special tokens as their text in UTF-8; otherwise the token undone by the
+    tokenizer's decoder: a SentencePiece byte-fallback token `<0xNN>` is that byte, `▁` is a space, and a byte-level
+    BPE token (GPT-2, Qwen, Llama 3, SmolLM2) goes through the byte decoder (the inverse of `bytes_to_unicode`), so a
+    token holding part of a character holds exactly those bytes. A tokenizer whose decoder is none of these gives
+    each token's text decoded alone, in UTF-8."""
+    import re
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+    steps, n = _decoder_steps(tokenizer), len(tokenizer)
+    byte_of = {c: b for b, c in bytes_to_unicode().items()} if "ByteLevel" in steps else None
+    spaces = bool({"Replace", "Metaspace"} & steps)
+    added = {int(i): t.content for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items()}
+    pieces = tokenizer.convert_ids_to_tokens(list(range(n)))
+    out = []
+    for i, p in enumerate(pieces):
+        if i in added: out.append(added[i].encode()); continue
+        if p is None: out.append(b""); continue
+        if "ByteFallback" in steps and re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", p): out.append(bytes([int(p[3:5], 16)])); continue
+        if spaces: p = p.replace("▁", " ")
+        if byte_of is not None: out.append(b"".join(bytes([byte_of[c]]) if c in byte_of else c.encode() for c in p))
+        elif spaces or not steps: out.append(p.encode() if spaces else tokenizer.decode([i]).encode())
+        else: out.append(tokenizer.decode([i]).encode())
+    return out
+
+def window_texts(tokens, token_bytes) -> list[str]:
+    """Each window of token ids in `tokens` (a pyarrow list array, or lists of ids) as one string: its tokens' raw bytes
+    (`token_bytes`, indexed by id: a list or a pyarrow binary array) joined, read as UTF-8, U+FFFD where invalid.
+    The joins run in Arrow (about a microsecond a window), the UTF-8 reading in Python."""
+    import pyarrow as pa, pyarrow.compute as pc
+    if not isinstance(tokens, pa.ListArray): tokens = pa.array([[int(i) for i in r] for r in tokens], pa.list_(pa.int64()))
+    vb = token_bytes if isinstance(token_bytes, pa.Array) else pa.array(list(token_bytes), pa.binary())
+    offsets = pc.subtract(tokens.offsets, tokens.offsets[0])
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, pc.take(vb, tokens.flatten())), pa.scalar(b"", pa.binary()))
+    return [b.decode("utf-8", "replace") for b in joined.to_pylist()]
 
 def _lists(values:np.ndarray, ok:np.ndarray):
     "A pyarrow list array of each row of `values` where `ok` (ragged rows from a padded 2-D array)."
@@ -271,16 +319,17 @@ def _lists(values:np.ndarray, ok:np.ndarray):
     offsets = np.concatenate([[0], np.cumsum(ok.sum(1))]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[ok]))
 
-def _example_table(kind:str, f, rank, chunk, pos, act, window, corpus, before:int, after:int):
+def _example_table(layer:int, kind:str, f, rank, chunk, pos, act, window, quantile, corpus, before:int, after:int, token_bytes):
     import pyarrow as pa
     T = corpus.ctx_len
     t = pos[:, None] + np.arange(-before, after + 1)
     ok = (t >= 0) & (t < T)
     toks = corpus.tokens[chunk[:, None], np.clip(t, 0, T - 1)].astype(np.int64) if len(chunk) else np.zeros((0, t.shape[1]), np.int64)
-    cols = dict(feature=pa.array(f, pa.int32()), kind=pa.array([kind] * len(f)), rank=pa.array(rank, pa.int32()),
-                chunk=pa.array(chunk, pa.int64()), pos=pa.array(pos, pa.int32()), activation=pa.array(act, pa.float32()),
-                start=pa.array(np.maximum(pos - before, 0), pa.int32()), tokens=_lists(toks.astype(np.int32), ok),
-                acts=_lists(window.astype(np.float32), ok))
+    tokens = _lists(toks.astype(np.int32), ok)
+    cols = dict(layer=pa.array(np.full(len(f), layer), pa.int32()), feature=pa.array(f, pa.int32()), kind=pa.array([kind] * len(f), pa.string()),
+                rank=pa.array(rank, pa.int32()), quantile=pa.array(quantile, pa.int32()), chunk=pa.array(chunk, pa.int64()),
+                pos=pa.array(pos, pa.int32()), activation=pa.array(act, pa.float32()), start=pa.array(np.maximum(pos - before, 0), pa.int32()),
+                text=pa.array(window_texts(tokens, token_bytes), pa.string()), tokens=tokens, acts=_lists(window.astype(np.float32), ok))
     return pa.table(cols)
 
 # %% ../nbs/20_collect.ipynb #f281d1af
@@ -301,6 +350,31 @@ def _quantiles(f:np.ndarray, act:np.ndarray, n_q:int) -> np.ndarray:
     rank = np.empty(len(f), np.int64); rank[order] = np.arange(len(f)) - starts[f[order]]
     return (rank * n_q // np.maximum(counts[f], 1)).astype(np.int32)
 
+def _quantiles_against(f:np.ndarray, act:np.ndarray, ref_f:np.ndarray, ref_act:np.ndarray, n_q:int) -> np.ndarray:
+    """Per row (`f`, `act`), the bin its activation falls in among the `n_q` equal-count bins of the reference rows
+    of the same feature (`ref_f`, `ref_act`: the sample): the number of reference activations strictly below it,
+    scaled as `_quantiles` scales a rank, at most `n_q - 1`; `n_q - 1` for a feature without reference rows."""
+    if not len(f): return np.zeros(0, np.int32)
+    F = int(max(f.max(), ref_f.max() if len(ref_f) else 0)) + 1
+    allf, alla = np.concatenate([ref_f, f]), np.concatenate([ref_act, act]).astype(np.float64)
+    is_ref = np.concatenate([np.ones(len(ref_f), bool), np.zeros(len(f), bool)])
+    order = np.lexsort((is_ref, alla, allf))               # per feature by activation; a row before references equal to it
+    below_all = np.cumsum(is_ref[order])                    # references up to each sorted position, all features
+    pos = np.empty(len(order), np.int64); pos[order] = np.arange(len(order))
+    counts = np.bincount(ref_f, minlength=F)
+    before_f = np.concatenate([[0], np.cumsum(counts)])[f]  # references of smaller features
+    below = below_all[pos[len(ref_f):]] - before_f
+    q = below * n_q // np.maximum(counts[f], 1)
+    return np.where(counts[f] > 0, np.minimum(q, n_q - 1), n_q - 1).astype(np.int32)
+
+def histogram_table(layer:int, hist:np.ndarray, edges=HIST_EDGES):
+    "A layer's histograms (F, bins) in long form: one row per non-empty bin, with `lo < activation <= hi`."
+    import pyarrow as pa
+    lo, hi = np.concatenate([[0.0], edges]), np.concatenate([edges, [np.inf]])
+    f, b = np.nonzero(hist)
+    return pa.table(dict(layer=pa.array(np.full(len(f), layer), pa.int32()), feature=pa.array(f, pa.int32()), bin=pa.array(b, pa.int16()),
+                         lo=pa.array(lo[b], pa.float64()), hi=pa.array(hi[b], pa.float64()), count=pa.array(hist[f, b], pa.int64())))
+
 def _write_parquet(table, path:Path) -> dict:
     "Write `table` to `path` through a temporary file and a rename; returns its row count and size, for meta.json."
     import pyarrow.parquet as pq
@@ -320,29 +394,55 @@ def _ordinary_positions(corpus, chunks, rng, before:int, after:int, tries:int=20
     if len(chunks): pos[~corpus.ordinary(corpus.tokens[chunks, pos].astype(np.int64))] = -1
     return pos
 
-def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles:int=4, n_negative:int|None=None):
-    """Write a collection `state` as a columnar feature store: per layer `layer_N/features.parquet` (count, frequency,
-    max and mean activation when active, histogram over `HIST_EDGES`) and `layer_N/examples.parquet` (kind 'top',
-    'sample' with its activation quantile, or 'negative'; token window and the feature's activation on each token),
-    `vocab.parquet` (each token id's text), then `meta.json` (with each file's row count and size, for `store_problem`),
-    each through a temporary file and a rename."""
-    import pyarrow as pa, pyarrow.parquet as pq
+def corpus_tokenizer(corpus, tokenizer=None):
+    """`tokenizer`, or the one `corpus` was tokenized with (its meta.json's `tokenizer`: a local folder or a cached
+    hub name), checked against the corpus's vocabulary size and digest: text decoded with another vocabulary would
+    be wrong without any error. `CollectError` naming the corpus and the tokenizer when it cannot be loaded or does
+    not match."""
+    from r1_interp.corpus import vocab_digest
+    meta = corpus.meta
     if tokenizer is None:
         from transformers import AutoTokenizer
-        tokenizer = AutoTokenizer.from_pretrained(corpus.meta["tokenizer"])
+        name = meta.get("tokenizer")
+        try: tokenizer = AutoTokenizer.from_pretrained(name)
+        except Exception as e:
+            raise CollectError(f"{corpus.path}/meta.json: no tokenizer was given and the corpus's tokenizer {name!r} cannot be loaded "
+                               f"({type(e).__name__}: {str(e)[:200]}); pass the model's tokenizer (tokenizer=...)") from None
+    want_n, want_sha = meta.get("vocab_size"), (meta.get("key") or {}).get("vocab_sha256")
+    if want_n is not None and len(tokenizer) != want_n:
+        raise CollectError(f"{corpus.path}/meta.json: the corpus was tokenized with {want_n:,} tokens, this tokenizer "
+                           f"({getattr(tokenizer, 'name_or_path', '?')!r}) has {len(tokenizer):,}: pass the model's tokenizer")
+    if want_sha is not None and vocab_digest(tokenizer) != want_sha:
+        raise CollectError(f"{corpus.path}/meta.json: the corpus was tokenized with another vocabulary than this tokenizer's "
+                           f"({getattr(tokenizer, 'name_or_path', '?')!r}): pass the model's tokenizer")
+    return tokenizer
+
+def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles:int=4, n_negative:int|None=None):
+    """Write a collection `state` as a columnar feature store (layout above): per layer `layer_N/features.parquet`,
+    `layer_N/histograms.parquet` and `layer_N/examples.parquet`, each row with its `layer`; `vocab.parquet` (each
+    token id's text and raw bytes), then `meta.json` (format, histogram edges, each file's row count and size, for
+    `store_problem`), each through a temporary file and a rename. The window `text` and the vocabulary come from
+    `tokenizer`; when it is None the corpus's own tokenizer is loaded by the name in its meta.json (a local folder,
+    or the Hugging Face cache), and when that fails, or any tokenizer's vocabulary differs from the corpus's,
+    `CollectError` says so before anything is written (`corpus_tokenizer`)."""
+    import pyarrow as pa
+    tokenizer = corpus_tokenizer(corpus, tokenizer)
     s = state["settings"]; out_dir = Path(out_dir)
     before, after, n_neg = s["before"], s["after"], n_negative or s["n_sample"]
     rng = np.random.default_rng(s["seed"])
-    vocab = pa.table(dict(id=np.arange(len(tokenizer)), text=token_table(tokenizer)[:-1]))
+    tb = pa.array(token_bytes_table(tokenizer), pa.binary())
+    vocab = pa.table(dict(id=np.arange(len(tokenizer)), text=token_table(tokenizer)[:-1], bytes=tb))
     files = {"vocab.parquet": _write_parquet(vocab, out_dir/"vocab.parquet")}            # rows and size of each file, for store_problem
     summary = {}
     for l, st in state["layers"].items():
         folder = out_dir/f"layer_{l}"; folder.mkdir(parents=True, exist_ok=True)
         count = st["count"].numpy()
         n_tok = max(state.get("ordinary_tokens", state["tokens"]), 1)         # frequencies are over ordinary tokens
-        feats = pa.table(dict(feature=pa.array(np.arange(len(count)), pa.int32()), count=count, frequency=count / n_tok,
-                              max_activation=st["max"].numpy(), mean_activation=(st["total"].numpy() / np.maximum(count, 1)).astype(np.float32),
-                              hist=pa.FixedSizeListArray.from_arrays(pa.array(st["hist"].numpy().ravel()), st["hist"].shape[1])))
+        hist = st["hist"].numpy()
+        feats = pa.table(dict(layer=pa.array(np.full(len(count), int(l)), pa.int32()), feature=pa.array(np.arange(len(count)), pa.int32()),
+                              count=count, frequency=count / n_tok, max_activation=st["max"].numpy(),
+                              mean_activation=(st["total"].numpy() / np.maximum(count, 1)).astype(np.float32),
+                              hist=pa.FixedSizeListArray.from_arrays(pa.array(hist.ravel()), hist.shape[1])))
         top, sample = _slot_rows(st["top"]), _slot_rows(st["sample"])
         # negatives: up to n_neg pool chunks where the feature never fired, in a seeded random order, at a random position
         P = len(st["pool_chunk"])
@@ -353,30 +453,35 @@ def write_feature_store(state:dict, corpus, out_dir, tokenizer=None, n_quantiles
         npos = _ordinary_positions(corpus, nchunk, rng, before, after)
         found = npos >= 0                                               # a chunk of special tokens only gives no negative
         nf, nj, nchunk, npos = nf[found], nj[found], nchunk[found], npos[found]
-        ex = pa.concat_tables([_example_table("top", *top, corpus, before, after).append_column("quantile", pa.nulls(len(top[0]), pa.int32())),
-                               _example_table("sample", *sample, corpus, before, after).append_column("quantile", pa.array(_quantiles(sample[0], sample[4], n_quantiles), pa.int32())),
-                               _example_table("negative", nf, nj, nchunk, npos, np.zeros(len(nf), np.float32), np.zeros((len(nf), before + after + 1), np.float32),
-                                              corpus, before, after).append_column("quantile", pa.nulls(len(nf), pa.int32()))])
-        for name, table in (("features", feats), ("examples", ex)):
+        kw = dict(corpus=corpus, before=before, after=after, token_bytes=tb)
+        top_q = _quantiles_against(top[0], top[4], sample[0], sample[4], n_quantiles)   # against the sample's strata
+        ex = pa.concat_tables([_example_table(int(l), "top", *top, top_q, **kw),
+                               _example_table(int(l), "sample", *sample, _quantiles(sample[0], sample[4], n_quantiles), **kw),
+                               _example_table(int(l), "negative", nf, nj, nchunk, npos, np.zeros(len(nf), np.float32),
+                                              np.zeros((len(nf), before + after + 1), np.float32), np.full(len(nf), -1), **kw)])
+        for name, table in (("features", feats), ("histograms", histogram_table(int(l), hist)), ("examples", ex)):
             files[f"layer_{l}/{name}.parquet"] = _write_parquet(table, folder/f"{name}.parquet")
         summary[l] = dict(features=len(count), alive=int((count > 0).sum()), median_frequency=float(np.median(count / n_tok)))
-    atomic_write_text(out_dir/META_FILE, json.dumps(dict(settings=s, tokens=state["tokens"], ordinary_tokens=state.get("ordinary_tokens"),
-                                                         excluded_token_ids=s.get("excluded_token_ids"), seconds=state["seconds"], hist_edges=HIST_EDGES,
-                                                         layers=summary, files=files), indent=1))
+    meta = dict(format=STORE_FORMAT, settings=s, tokens=state["tokens"], ordinary_tokens=state.get("ordinary_tokens"),
+                excluded_token_ids=s.get("excluded_token_ids"), seconds=state["seconds"], hist_edges=HIST_EDGES,
+                n_quantiles=n_quantiles, layers=summary, files=files)
+    atomic_write_text(out_dir/META_FILE, json.dumps(meta, indent=1))
 
 # %% ../nbs/20_collect.ipynb #dd2116da
 def store_problem(folder) -> str|None:
-    """What is wrong with the feature store in `folder`, naming the file; None when `meta.json` reads and the vocabulary
-    and each layer's two Parquet files open (their footers parse) with the sizes and row counts `meta.json` recorded
-    (stores written before sizes were recorded: the features tables' row counts)."""
+    """What is wrong with the feature store in `folder`, naming the file; None when `meta.json` reads, records the
+    current `STORE_FORMAT`, and the vocabulary and each layer's Parquet files open (their footers parse) with the sizes
+    and row counts `meta.json` recorded. A store of an older format is a problem too: its readers would miss columns."""
     import pyarrow.parquet as pq
     folder = Path(folder); meta_p = folder/META_FILE
     if not meta_p.exists(): return f"{folder}: no finished feature store ({META_FILE} missing)"
     try:
         meta = json.loads(meta_p.read_text()); layers = [int(l) for l in meta["layers"]]
-        files = meta.get("files") or {"vocab.parquet": {}, **{f"layer_{l}/examples.parquet": {} for l in layers},
-                                      **{f"layer_{l}/features.parquet": dict(rows=meta["layers"][str(l)]["features"]) for l in layers}}
-        files = {rel: (w.get("rows"), w.get("bytes")) for rel, w in files.items()}
+        fmt = meta.get("format", 1)
+        if fmt != STORE_FORMAT:
+            return (f"{meta_p}: a feature store of format {fmt} (written by an older r1-interp: no layer, text and token-bytes columns, no "
+                    f"histograms.parquet), where format {STORE_FORMAT} is read: it must be collected again")
+        files = {rel: (w.get("rows"), w.get("bytes")) for rel, w in meta["files"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as e: return f"{meta_p}: unreadable ({type(e).__name__}: {e})"
     for rel, (rows, size) in files.items():
         p = folder/rel
@@ -394,7 +499,8 @@ class FeatureStore:
         self.folder = Path(folder)
         p = self.folder/META_FILE
         if not p.exists(): raise CollectError(f"{self.folder}: no finished feature store ({META_FILE} missing); run the collect phase first")
-        if (why := store_problem(self.folder)) is not None: raise CollectError(f"{why}: the feature store is damaged. {RECOVER}")
+        if (why := store_problem(self.folder)) is not None:
+            raise CollectError(f"{why}" + ("" if "must be collected again" in why else ": the feature store is damaged") + f". {RECOVER}")
         self.meta = json.loads(p.read_text())
         self.layers = [int(l) for l in self.meta["layers"]]
     def _path(self, layer:int, name:str) -> Path:
@@ -405,20 +511,38 @@ class FeatureStore:
         try: return pd.read_parquet(path, **kw)
         except Exception as e:
             raise CollectError(f"{path}: unreadable ({type(e).__name__}: {e}): the feature store is damaged. {RECOVER}") from None
-    def features(self, layer:int) -> "pd.DataFrame": return self._read(self._path(layer, "features"))
+    def features(self, layer:int) -> "pd.DataFrame":
+        "One row per feature of `layer`, indexed by position = feature id."
+        return self._read(self._path(layer, "features"))
+    def histograms(self, layer:int) -> "pd.DataFrame":
+        "The non-empty histogram bins of `layer`'s features, with their edges (`lo < activation <= hi`)."
+        return self._read(self._path(layer, "histograms"))
     def examples(self, layer:int, features=None, kind:str|None=None) -> "pd.DataFrame":
-        "Examples of `layer`, optionally only of `features` (int or list) and one `kind` ('top', 'sample', 'negative'), sorted."
+        """Examples of `layer`, optionally only of `features` (int or list) and one `kind` ('top', 'sample', 'negative'),
+        sorted. The file's `text` (the window as one string) comes back as `window_text`, and `text` is the list of
+        each token's text decoded alone (what labels, scores and pages pair with `acts`, token by token)."""
         filt = []
         if features is not None: filt.append(("feature", "in", [int(f) for f in np.atleast_1d(features)]))
         if kind is not None: filt.append(("kind", "==", kind))
-        df = self._read(self._path(layer, "examples"), filters=filt or None)
+        df = self._read(self._path(layer, "examples"), filters=filt or None).rename(columns={"text": "window_text"})
         df["text"] = [self.vocab[np.asarray(t)].tolist() for t in df.tokens]
         return df.sort_values(["feature", "kind", "rank"], kind="stable").reset_index(drop=True)
     @property
     def vocab(self) -> np.ndarray:
-        "Each token id's text (object array indexed by id)."
-        if getattr(self, "_vocab", None) is None: self._vocab = self._read(self.folder/"vocab.parquet").text.to_numpy(dtype=object)
+        "Each token id's text, decoded alone (object array indexed by id)."
+        if getattr(self, "_vocab", None) is None: self._read_vocab()
         return self._vocab
+    def _read_vocab(self):
+        v = self._read(self.folder/"vocab.parquet")
+        self._vocab, self._bytes = v.text.to_numpy(dtype=object), v["bytes"].to_numpy(dtype=object)
+    def token_bytes(self, ids) -> list[bytes]:
+        """The raw bytes of each token id in `ids` (join a run of them and decode as UTF-8 to get its text);
+        IndexError naming an id outside the vocabulary."""
+        if getattr(self, "_bytes", None) is None: self._read_vocab()
+        ids = np.atleast_1d(np.asarray(ids, np.int64))
+        if len(ids) and ((bad := (ids < 0) | (ids >= len(self._bytes))).any()):
+            raise IndexError(f"{self.folder/'vocab.parquet'}: token id {int(ids[bad][0])} is outside the vocabulary (0..{len(self._bytes) - 1})")
+        return self._bytes[ids].tolist()
     def __repr__(self): return f"FeatureStore({self.folder}, layers {self.layers}, {self.meta['tokens']:,} tokens)"
 
 # %% ../nbs/20_collect.ipynb #8872fa70

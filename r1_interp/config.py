@@ -353,7 +353,11 @@ def load_config(path, cls=None):
         phase = phase_of(path)
         if phase not in PHASES: raise ConfigError("(file name)", f"a params file named after a phase: {', '.join(f'{p}.yaml' for p in PHASES)}", Path(path).name, str(path))
         cls = PHASES[phase]
-    return cls.from_dict(read_yaml(path), source=str(path))
+    d = read_yaml(path)
+    if isinstance(d, dict) and "preset" in d:   # the preset the file belongs to (plain papermill reads it), not a setting
+        if not isinstance(d["preset"], str) or not d["preset"]: raise ConfigError("preset", "a preset name", d["preset"], str(path))
+        d = {k: v for k, v in d.items() if k != "preset"}
+    return cls.from_dict(d, source=str(path))
 
 def atomic_write_text(path, text:str):
     "Write `text` to `path` through a temporary file in the same folder and a rename."

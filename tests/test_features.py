@@ -108,7 +108,7 @@ def test_feature_page_shows_hostile_text_as_text(tmp_path, store_dir):
     f = int(store.features(1).sort_values("count").feature.iloc[-1])
     top_tokens = store.examples(1, features=[f], kind="top").tokens.iloc[0]
     hostile = {int(top_tokens[0]): "<script>document.title='pwned-token'</script>", int(top_tokens[1]): '<img src=x onerror="document.title=\'pwned-img\'">'}
-    for i, t in hostile.items(): vocab.loc[vocab.id == i, "text"] = t
+    for i, t in hostile.items(): vocab.loc[vocab.id == i, "text"] = t; vocab.loc[vocab.id == i, "bytes"] = t.encode()
     pq.write_table(pa.Table.from_pandas(vocab, preserve_index=False), store_copy/"vocab.parquet")
     meta = json.loads((store_copy/"meta.json").read_text())       # the store records its files' sizes: record the new vocabulary's
     meta["files"]["vocab.parquet"]["bytes"] = (store_copy/"vocab.parquet").stat().st_size
