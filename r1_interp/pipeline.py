@@ -4,17 +4,19 @@
 
 # %% ../nbs/08_pipeline.ipynb #2cf25519
 from __future__ import annotations
-import os, re
+import os, re, tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from .config import ConfigError, PHASES as PHASE_CONFIGS, load_config, Settings
+from .config import ConfigError, PHASES as PHASE_CONFIGS, read_yaml, Settings
 from .runner import Job, hold_lock
 
 # %% auto #0
-__all__ = ['PHASES', 'PHASE_PARAMS', 'VERIFY', 'COLLECT_PARAMS', 'LOCK_NAME', 'PipelineError', 'project_root', 'model_slug',
-           'list_presets', 'load_preset', 'check_outputs_writable', 'check_corpus', 'preflight', 'notebook_path',
-           'corpus_dir', 'train_params', 'group_name', 'read_evals', 'load_trained_transcoders', 'label_layers',
-           'trained_digest', 'phase_inputs', 'plan_phase', 'progress', 'run_pipeline']
+__all__ = ['PHASES', 'PHASE_PARAMS', 'VERIFY', 'COLLECT_PARAMS', 'OUTPUTS_MARK', 'NOTEBOOK_PARAMS', 'NOTEBOOK_EXTRA', 'LOCK_NAME',
+           'PipelineError', 'project_root', 'model_slug', 'list_presets', 'read_params', 'load_preset',
+           'check_outputs_writable', 'check_corpus', 'preflight', 'notebook_path', 'corpus_dir', 'train_params',
+           'group_name', 'read_evals', 'load_trained_transcoders', 'label_layers', 'trained_digest', 'phase_inputs',
+           'plan_phase', 'NothingToDo', 'in_notebook_test', 'papermill_command', 'notebook_outputs', 'expand_folder',
+           'group_folders', 'require_work', 'progress', 'run_pipeline']
 
 # %% ../nbs/08_pipeline.ipynb #615024a6
 class PipelineError(RuntimeError): pass
@@ -43,6 +45,15 @@ def model_slug(model:str) -> str:
 def list_presets(root) -> list[str]:
     return sorted(p.name for p in (Path(root)/"params").iterdir() if p.is_dir())
 
+def read_params(path, cls, preset:str|None=None) -> tuple[str|None, Settings]:
+    """The params file `path` as `cls`, checked, and the preset it names (its `preset:` key, which a pipeline notebook
+    run by plain papermill reads from the file; None when absent). With `preset` given, a file naming another is refused."""
+    d = read_yaml(path)
+    named = d.pop("preset", None) if isinstance(d, dict) else None
+    if named is not None and (not isinstance(named, str) or preset is not None and named != preset):
+        raise ConfigError("preset", f"the name of the preset folder holding the file ('{preset}')" if preset else "a preset name", named, str(path))
+    return named, cls.from_dict(d, source=str(path))
+
 def load_preset(root, preset:str, overrides:dict|None=None, phases=None) -> dict[str, Settings]:
     "The phase configs of `preset` (all, or those of `phases`), checked, with `overrides` applied where the keys exist."
     folder = Path(root)/"params"/preset
@@ -54,7 +65,7 @@ def load_preset(root, preset:str, overrides:dict|None=None, phases=None) -> dict
     for phase in [p for p in PHASES if p in wanted]:
         path = folder/f"{PHASE_PARAMS[phase]}.yaml"
         if not path.exists(): continue      # a preset runs the phases it has params for
-        cfg = load_config(path, PHASE_CONFIGS[PHASE_PARAMS[phase]])
+        _, cfg = read_params(path, PHASE_CONFIGS[PHASE_PARAMS[phase]], preset)
         kw = {k: v for k, v in (overrides or {}).items() if v is not None and hasattr(cfg, k)}
         if kw:
             try: cfg = cfg.replace(**kw)
@@ -98,7 +109,7 @@ def corpus_dir(outputs, model:str) -> Path:
     "Where the prepare phase writes the tokenised corpus for `model` (tokenizers differ between models)."
     return Path(outputs)/"data"/model_slug(model)/"corpus"
 
-_TRAIN_ONLY = ("corpus", "ctx_len", "max_tokens", "eval_fraction", "seed", "layers_per_job", "use_sweep_winner")
+_TRAIN_ONLY = ("corpus", "ctx_len", "max_tokens", "eval_fraction", "seed", "layers_per_job")
 
 def train_params(cfg) -> dict:
     "A TrainConfig as train_layer notebook parameters (the corpus fields belong to the prepare phase)."
@@ -176,7 +187,7 @@ def phase_inputs(outputs, phase:str, cfg:Settings, root=None) -> tuple:
     if phase == "compare":
         graphs, out = outputs/"graphs", []
         for g in cfg.groups:
-            folder = (root/(g.partition("=")[2] or g).replace("{outputs}", str(outputs))).resolve()
+            folder = expand_folder(g.partition("=")[2] or g, outputs, root)
             if folder.is_relative_to(graphs.resolve()):
                 out.append(("r1_interp.attribution.graphs_digest", str(graphs)))
                 # which answers were judged correct decides the correct/incorrect folders' members
@@ -216,7 +227,7 @@ def _plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_d
         return [Job(notebook_path(root, "label_layer"), outputs/"features"/f"layer_{l}.ipynb", dict(params, layers=None, layer=l))
                 for l in label_layers(cfg, train_defaults)]
     if phase == "compare":
-        groups = [g.replace("{outputs}", str(outputs)) for g in cfg.groups]     # '{outputs}' in a folder: this run's output folder
+        groups = [g.replace(OUTPUTS_MARK, str(outputs)) for g in cfg.groups]     # '{outputs}' in a folder: this run's output folder
         return [Job(notebook_path(root, phase), outputs/"compare"/"compare.ipynb", dict(params, groups=groups, root=str(Path(root).resolve())))]
     if phase == "sweep":
         train = train_defaults or PHASE_CONFIGS["train"](model=cfg.model)
@@ -240,6 +251,54 @@ def _plan_phase(root, preset:str, phase:str, cfg:Settings, outputs=None, train_d
                     dict(preset=preset, outputs=str(outputs), model=cfg.model, eval_tokens=cfg.eval_tokens, eval_batch_size=cfg.eval_batch_size,
                          baseline_tokens=cfg.baseline_tokens))]
     raise PipelineError(f"unknown phase '{phase}' (phases: {', '.join(PHASES)})")
+
+# %% ../nbs/08_pipeline.ipynb #94a7dfab
+OUTPUTS_MARK = "{outputs}"     # in a params folder: the run's outputs folder
+
+NOTEBOOK_PARAMS = dict(prepare="prepare", train_layer="train", sweep="sweep", train_summary="train", collect="label",
+                       label_layer="label", graphs="graphs", compare="compare")   # the params file each pipeline notebook reads
+NOTEBOOK_EXTRA = dict(label_layer="-p layer 0")    # what a notebook needs beyond its params file (label_layer: the layer)
+
+class NothingToDo(PipelineError):
+    "A pipeline notebook found no work in what it was given: an error, never a silent success."
+
+def in_notebook_test() -> bool:
+    "Whether nbdev's test runner is executing the notebook (it sets IN_TEST): a pipeline notebook then runs standalone."
+    return bool(os.environ.get("IN_TEST"))
+
+def papermill_command(notebook:str, preset:str="demo", outputs="outputs/demo", extra:str|None=None) -> str:
+    """The plain papermill command that runs pipeline `notebook` with `preset`'s params file, reading and writing under
+    `outputs`, from the project root; the executed notebook goes to NOTEBOOK-PRESET.ipynb there."""
+    if notebook not in NOTEBOOK_PARAMS: raise PipelineError(f"no pipeline notebook '{notebook}' (notebooks: {', '.join(NOTEBOOK_PARAMS)})")
+    extra = NOTEBOOK_EXTRA.get(notebook, "") if extra is None else extra
+    return (f"papermill nbs/pipelines/{notebook}.ipynb {notebook}-{preset}.ipynb -f params/{preset}/{NOTEBOOK_PARAMS[notebook]}.yaml "
+            f"-p outputs {outputs}" + (f" {extra}" if extra else ""))
+
+def notebook_outputs(outputs, notebook:str, temporary:bool=False) -> Path|None:
+    """The outputs folder of a pipeline notebook's run, absolute (a relative `outputs` is taken from the project root).
+    None given: under nbdev's notebook tests a fresh temporary folder (`temporary`: the notebook makes its own inputs)
+    or None (the notebook skips the work it has no inputs for); anywhere else a `PipelineError` naming `-p outputs DIR`."""
+    if outputs is None:
+        if in_notebook_test(): return Path(tempfile.mkdtemp(prefix=f"r1-{notebook}-")) if temporary else None
+        raise PipelineError(f"{notebook}: no outputs folder given (parameter `outputs` is None); pass one with `-p outputs DIR`: "
+                            f"`{papermill_command(notebook, 'PRESET', 'DIR')}` (`r1-interp run --preset PRESET` passes outputs/PRESET)")
+    if OUTPUTS_MARK in str(outputs): raise PipelineError(f"{notebook}: outputs {str(outputs)!r}: expected a folder, not a pattern with {OUTPUTS_MARK}")
+    p = Path(outputs).expanduser()
+    return p if p.is_absolute() else (project_root()/p).resolve()
+
+def expand_folder(folder:str, outputs, root=None) -> Path:
+    "A folder from a params file, absolute: '{outputs}' is the run's outputs folder; a relative folder is taken from the project root."
+    if OUTPUTS_MARK in folder and outputs is None: raise PipelineError(f"folder {folder!r} names {OUTPUTS_MARK} but no outputs folder was given")
+    return (Path(root or project_root())/Path(folder.replace(OUTPUTS_MARK, str(outputs))).expanduser()).resolve()
+
+def group_folders(groups, outputs, root=None) -> dict[str, Path]:
+    "{name: folder} of the compare groups `groups` ('NAME=FOLDER'), each folder through `expand_folder`."
+    return {n: expand_folder(f, outputs, root) for n, _, f in (g.partition("=") for g in groups)}
+
+def require_work(found, notebook:str, given:str, expected:str):
+    "`found` when it holds anything, else `NothingToDo` naming the notebook, what it was given and what it expected."
+    if found is None or not len(found): raise NothingToDo(f"{notebook}: nothing to do with {given}: expected {expected}")
+    return found
 
 # %% ../nbs/08_pipeline.ipynb #dc731b7e
 def progress(total:int, echo=print):

@@ -75,6 +75,9 @@ def test_tiny_preset_end_to_end(tmp_path):
     from r1_interp.labels import LabelLog
     store = FeatureStore(tmp_path/"features"/"store")
     assert store.layers == [0, 1] and len(store.examples(1, kind="top")) > 0
+    import duckdb      # the store as SQL sees it: every window decoded, every quantile set
+    assert store.meta["format"] == 2 and duckdb.execute(f"SELECT count(*) FROM read_parquet('{tmp_path}/features/store/layer_*/examples.parquet') "
+                                                        "WHERE text IS NULL OR quantile IS NULL").fetchone()[0] == 0
     for l in (0, 1):
         labels = LabelLog(tmp_path/"features"/"labels"/f"layer_{l}"/"labels.jsonl").read()
         assert len(labels) == 12 and all(x["labeller"] == "heuristic" and x["model"] is None for x in labels)
