@@ -21,7 +21,7 @@ setuptools.setup(
     python_requires=f">={cfg['min_python']}",
     packages=setuptools.find_packages(include=[cfg['lib_name'], f"{cfg['lib_name']}.*"]),
     include_package_data=True,
-    package_data={cfg['lib_name']: ['*.yaml', '*.json', 'templates/*']},
+    package_data={cfg['lib_name']: ['*.yaml', '*.json', 'templates/*', 'frontend/*', 'frontend/*/*', 'frontend/*/*/*']},
     install_requires=cfg['requirements'].split(),
     extras_require={'dev': cfg['dev_requirements'].split(), 'lab': cfg['lab_requirements'].split()},
     entry_points={'console_scripts': cfg['console_scripts'].split()},

@@ -115,8 +115,9 @@ def _parser():
         x = sub.add_parser(name, help=help_)
         x.add_argument("--preset", default="demo"); x.add_argument("--root", default=None); x.add_argument("--outputs", default=None)
         if name == "status": x.add_argument("--json", action="store_true", help="one JSON object per notebook per line")
-    v = sub.add_parser("serve", help="view a folder of graph JSONs in the browser (offline page, served from this machine)")
+    v = sub.add_parser("serve", help="view a folder of graph JSONs in circuit-tracer's front end (offline, served from this machine)")
     v.add_argument("dir", help="folder of graph JSON files (e.g. outputs/demo/graphs/json)")
+    v.add_argument("--features", default=None, help="folder of feature JSONs (default: features/json beside or above DIR)")
     v.add_argument("--port", type=checked(int, 0, 65535), default=8032, help="0: any free port"); v.add_argument("--host", default="127.0.0.1")
     return p
 
@@ -243,9 +244,10 @@ def main(argv=None) -> int:
     if a.command == "check": return _check_model(a)
     if a.command == "serve":
         from r1_interp.viewer import serve
-        try: server = serve(a.dir, a.port, a.host, background=True)
+        try: server = serve(a.dir, a.port, a.host, background=True, features=a.features)
         except (OSError, FileNotFoundError) as e: print(f"error: {e}", file=sys.stderr); return 2
-        print(f"serving {Path(a.dir).resolve()} at {server.url} (Ctrl-C to stop)", flush=True)
+        print(f"serving {Path(a.dir).resolve()} at {server.url}, features from {server.features or 'none found'} (Ctrl-C to stop)",
+              flush=True)
         import threading
         try: threading.Event().wait()
         except KeyboardInterrupt: pass

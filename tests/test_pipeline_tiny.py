@@ -51,6 +51,17 @@ def test_tiny_preset_end_to_end(tmp_path):
     check = subprocess.run(r1_interp_cmd() + ["graph", "check", str(tmp_path/"graphs"/"json")], capture_output=True, text=True, timeout=300)
     verdicts = [l.split(" ", 1)[0] for l in check.stdout.splitlines() if l.startswith(("ok ", "WEAK ", "DEGENERATE ", "INVALID "))]
     assert check.returncode == 0 and len(verdicts) == 24 and set(verdicts) <= {"ok", "WEAK"}, check.stdout + check.stderr
+    # the viewer: graphs listed by category, a feature file for every feature node of every graph (labelled or not)
+    from r1_interp.viewer import serve, graph_index
+    from r1_interp.feature_json import graph_features, feature_json_path
+    gj = tmp_path/"graphs"/"json"; idx = graph_index(gj)["graphs"]
+    assert len(idx) == 24 and all(g["title_prefix"] == f"[{g['slug'].split('/')[0]}]" for g in idx)
+    missing = [(l, f) for l, fs in graph_features(gj).items() for f in fs
+               if not feature_json_path(tmp_path/"features"/"json", idx[0]["scan"], l, f).exists()]
+    assert graph_features(gj) and missing == [], missing[:5]
+    s = serve(gj, port=0, background=True)
+    try: assert s.features == (tmp_path/"features"/"json").resolve()
+    finally: s.shutdown(); s.server_close()
     # circuit-tracer's own loaders refuse the export (naming ours); every graph written passes Neuronpedia's schema
     cfg = yaml.safe_load((ct/"config.yaml").read_text())
     assert cfg["transcoders"] == ["layer_0.safetensors", "layer_1.safetensors"] and "load_circuit_tracer_set" in cfg["model_kind"]
