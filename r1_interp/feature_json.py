@@ -12,7 +12,7 @@ from .config import atomic_write_text
 
 # %% auto #0
 __all__ = ['feature_index', 'feature_of_index', 'feature_json_path', 'check_scan', 'linear_histogram', 'histogram_quantiles',
-           'feature_record', 'graph_features', 'write_feature_json', 'write_graph_feature_json']
+           'feature_record', 'graph_features', 'write_feature_json', 'phase_records', 'write_graph_feature_json']
 
 # %% ../nbs/25_feature_json.ipynb #e416ee4d
 def feature_index(layer:int, feature:int) -> int:
@@ -94,10 +94,14 @@ def _score_rows(scores, layer:int) -> dict:
                                                           score=None if s is None or s != s else float(s)))
     return out
 
+def _texts(vocab, toks) -> list[str]:
+    "Display strings of token ids `toks`: `vocab` is the store's token strings, or a function of the ids (see below)."
+    return vocab(toks) if callable(vocab) else [str(t) for t in vocab[toks]]
+
 def _example(row, vocab, seen:set) -> dict:
     toks = np.asarray(row["tokens"], dtype=np.int64)
     key = (int(row["chunk"]), int(row["pos"]))
-    ex = dict(tokens=[str(t) for t in vocab[toks]], tokens_acts_list=[round(float(a), 5) for a in row["acts"]],
+    ex = dict(tokens=_texts(vocab, toks), tokens_acts_list=[round(float(a), 5) for a in row["acts"]],
               train_token_ind=int(row["pos"]) - int(row["start"]), is_repeated_datapoint=key in seen)
     seen.add(key)
     return ex
@@ -181,7 +185,9 @@ def write_feature_json(store, layer:int, out_dir, labels=None, scores=None, *, s
     edges = store.meta.get("hist_edges")
     if edges is None: from r1_interp.collect import HIST_EDGES as edges
     n_q = store.meta.get("n_quantiles") or (store.meta.get("settings") or {}).get("n_quantiles")
-    labs, scs, vocab = _label_rows(labels, layer), _score_rows(scores, layer), store.vocab
+    labs, scs = _label_rows(labels, layer), _score_rows(scores, layer)
+    from r1_interp.feature_pages import example_texts       # characters split across tokens shown whole, as on the pages
+    vocab = lambda toks: example_texts(store, toks) or [str(t) for t in store.vocab[toks]]
     folder = Path(out_dir)/scan; n = n_ex = n_lab = 0
     empty = ex.iloc[:0]
     for s in stats.to_dict("records"):
@@ -192,12 +198,23 @@ def write_feature_json(store, layer:int, out_dir, labels=None, scores=None, *, s
     return dict(folder=folder, written=n, with_examples=n_ex, labelled=n_lab)
 
 # %% ../nbs/25_feature_json.ipynb #b99e6ba1
-def write_graph_feature_json(graph_dirs, store, out_dir, labels=None, *, scan:str) -> dict:
+def phase_records(labels_dir) -> tuple[list, list]:
+    "(labels, scores): the latest label and score records of every layer in the label phase's folder `labels_dir`."
+    from r1_interp.labels import LabelLog
+    labels, scores = [], []
+    for d in sorted(Path(labels_dir).glob("layer_*")) if labels_dir is not None else []:
+        if (d/"labels.jsonl").exists(): labels += list(LabelLog(d/"labels.jsonl").latest().values())
+        if (d/"scores.jsonl").exists(): scores += list(LabelLog(d/"scores.jsonl", key=("layer", "feature", "method")).latest().values())
+    return labels, scores
+
+def write_graph_feature_json(graph_dirs, store, out_dir, labels_dir=None, *, scan:str) -> dict:
     """Feature JSON for every transcoder feature the graph JSONs below `graph_dirs` use (missing folders skipped),
-    labelled where `labels` has them. Returns {layer: files written}."""
+    with the label phase's labels and scores (its folder `labels_dir`) where it made them, so a file the label phase
+    wrote is rewritten the same. Returns {layer: files written}."""
+    labels, scores = phase_records(labels_dir)
     want = {}
     for d in graph_dirs:
         if Path(d).is_dir():
             for l, fs in graph_features(d).items(): want.setdefault(l, set()).update(fs)
-    return {l: write_feature_json(store, l, out_dir, labels, scan=scan, features=sorted(fs))["written"]
+    return {l: write_feature_json(store, l, out_dir, labels, scores, scan=scan, features=sorted(fs))["written"]
             for l, fs in sorted(want.items())}

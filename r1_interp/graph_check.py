@@ -25,8 +25,10 @@ def neuronpedia_schema() -> dict:
     return json.loads((Path(r1_interp.__file__).parent/"neuronpedia_graph_schema.json").read_text())
 
 def neuronpedia_problems(d, n_bytes:int|None=None, schema:dict|None=None, limit:int=20) -> list[str]:
-    """Why Neuronpedia's upload would refuse graph `d` (empty: it would take it): its graph schema (draft 7, `schema`
-    or the copy shipped here), its scan/slug rule, and the file size `n_bytes` when given. At most `limit` problems."""
+    """What in graph `d` breaks Neuronpedia's upload rules we can check here (empty: none): its graph schema (draft 7,
+    `schema` or the copy shipped here), its scan/slug rule, and the file size `n_bytes` when given. At most `limit`
+    problems. Not checkable here: Neuronpedia's save step also requires `metadata.scan` to be a model it hosts (ours,
+    `r1-interp-<model>`, is not; see the README's upload section)."""
     import jsonschema, re
     if schema is None: schema = neuronpedia_schema()
     out = []

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, os, time
 from pathlib import Path
+from urllib.parse import quote
 import numpy as np
 import pandas as pd
 from .config import atomic_write_text
@@ -69,6 +70,12 @@ def _plt():
     import matplotlib.pyplot as plt
     return plt
 
+def _latest_scores(p) -> pd.DataFrame:
+    "The scores a log holds now: the last record of each (layer, feature, method), as `LabelLog` reads them."
+    from r1_interp.labels import LabelLog
+    try: return pd.DataFrame(list(LabelLog(p, key=("layer", "feature", "method")).latest().values()))
+    except (OSError, ValueError) as e: raise _damaged(p, "label", e) from None
+
 def faithfulness_figure(ev:pd.DataFrame) -> str:
     """Per layer, the CE increase of replacing the MLP by its transcoder beside zero- and mean-ablating the MLP, each
     ± one standard error (log scale: the baselines are usually orders of magnitude above); text when there is no data."""
@@ -84,7 +91,7 @@ def faithfulness_figure(ev:pd.DataFrame) -> str:
     if (ev[need].astype(float) > 0).all().all(): ax.set_yscale("log")
     else: ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(ev.layer.astype(int).tolist())
-    ax.set(xlabel="layer", ylabel="CE increase (nats)", title="Faithfulness per layer (± 1 s.e.)")
+    ax.set(xlabel="layer", ylabel="CE increase (nats)", title="Faithfulness per layer (± 1 s.e. where recorded)")
     ax.legend(fontsize=7, frameon=False); ax.tick_params(labelsize=7)
     return figure_img(fig, "CE increase per layer: transcoder vs zero- and mean-ablation, with standard errors")
 
@@ -108,9 +115,10 @@ def score_figure(scores:pd.DataFrame) -> str:
 def effect_figure(comp:pd.DataFrame) -> str:
     "Each comparison's effect size with its bootstrap interval, a zero line; rows without an effect are named in text."
     if not len(comp) or "effect" not in comp: return _note("no comparison results: no effect-size figure")
-    has = comp[comp.effect.notna()]
-    missing = comp[comp.effect.isna()]
-    note = (_note("no effect (not enough graphs): " + "; ".join(f"{r.comparison} ({r.statistic})" for r in missing.itertuples()))
+    lo_, hi_ = (pd.to_numeric(comp[c], errors="coerce") if c in comp else pd.Series(np.nan, comp.index) for c in ("ci_low", "ci_high"))
+    shown = comp.effect.notna() & np.isfinite(lo_) & np.isfinite(hi_)     # an effect without its interval is not a result
+    has, missing = comp[shown], comp[~shown]
+    note = (_note("no effect with an interval (not enough graphs): " + "; ".join(f"{r.comparison} ({r.statistic})" for r in missing.itertuples()))
             if len(missing) else "")
     if not len(has): return note
     plt = _plt()
@@ -120,7 +128,6 @@ def effect_figure(comp:pd.DataFrame) -> str:
     eff = has.effect.astype(float).to_numpy()
     ok = np.isfinite(lo) & np.isfinite(hi)
     ax.errorbar(eff[ok], yy[ok], xerr=[eff[ok] - lo[ok], hi[ok] - eff[ok]], fmt="o", ms=4, capsize=2, color="#2b6cb0", label="effect, 95% bootstrap interval")
-    if (~ok).any(): ax.plot(eff[~ok], yy[~ok], "x", color="#c53030", label="effect, no interval")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(yy); ax.set_yticklabels([f"{r.comparison}: {r.statistic}" for r in has.itertuples()], fontsize=7)
     ax.set(xlabel="effect (difference of means)", title="Comparisons"); ax.legend(fontsize=7, frameon=False); ax.tick_params(labelsize=7)
@@ -145,7 +152,7 @@ def graph_thumbnails(outputs:Path, summary:pd.DataFrame, max_n:int=MAX_THUMBNAIL
         fig, ax = plt.subplots(figsize=(2.6, 1.5))
         plot_graph_top(g, labels=False, title=str(r.id), ax=ax, fontsize=6)
         slug = _rel(p.with_suffix(""), json_dir) if p.is_relative_to(json_dir) else p.stem
-        cells.append(f'<figure class="thumb"><a href="http://127.0.0.1:8032/index.html?slug={esc(slug)}">{figure_img(fig, f"graph {r.id}", dpi=72)}</a>'
+        cells.append(f'<figure class="thumb"><a href="http://127.0.0.1:8032/index.html?slug={esc(quote(slug, safe="/"))}">{figure_img(fig, f"graph {r.id}", dpi=72)}</a>'
                      f'<figcaption>{esc(r.id)} · <a href="{esc(report)}">report</a></figcaption></figure>')
     more = f" ({len(summary) - max_n} more graphs in the report)" if len(summary) > max_n else ""
     head = (f'<p>The top of each graph{more}; a picture opens the graph in the interactive viewer, which needs '
@@ -217,7 +224,7 @@ def features_section(outputs:Path) -> str:
                       "description is right; Claude's labels and ratings need the key.")
     cols = [c for c in ["layer", "features", "alive", "labelled", "failed", "labellers", "detection_mean", "detection_se", "fuzzing_mean",
                         "fuzzing_se", "unrated"] if c in df]
-    sc = [_read_jsonl(p, "label") for p in sorted((outputs/"features"/"labels").glob("layer_*/scores.jsonl"))]
+    sc = [_latest_scores(p) for p in sorted((outputs/"features"/"labels").glob("layer_*/scores.jsonl"))]
     fig = score_figure(pd.concat(sc, ignore_index=True) if sc else pd.DataFrame())
     return "<h2>Features</h2>" + head + link + fig + _table(df[cols])
 

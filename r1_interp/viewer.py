@@ -14,8 +14,8 @@ from .config import atomic_write_text
 # %% auto #0
 __all__ = ['NPM_FILES', 'SCRIPT_SWAPS', 'CT_EDITS', 'CT_SKIP', 'REMOTE_HOSTS', 'SHIM_JS', 'LOOPBACK_NAMES', 'PAGE_POLICY',
            'CONTENT_TYPES', 'MAX_SAVE_BYTES', 'VendorError', 'vendor_frontend', 'frontend_dir', 'frontend_files',
-           'servable', 'list_graphs', 'host_allowed', 'graph_index', 'feature_folder', 'missing_feature',
-           'ViewerServer', 'serve']
+           'servable', 'list_graphs', 'host_allowed', 'is_graph', 'graph_index', 'feature_folder', 'missing_feature',
+           'save_params', 'ViewerServer', 'serve']
 
 # %% ../nbs/36_viewer.ipynb #def0e05b
 NPM_FILES = {   # npm tarball -> (file inside it, where it goes); each tarball's package/LICENSE goes next to it
@@ -380,6 +380,10 @@ def host_allowed(header:str|None, bound:str, port:int) -> bool:
 # %% ../nbs/36_viewer.ipynb #ddfaf8c6
 _META_CACHE, _META_LOCK = {}, threading.Lock()
 
+def is_graph(d) -> bool:
+    "Whether the parsed JSON `d` is an attribution graph (an object with `nodes` and `links` lists)."
+    return isinstance(d, dict) and isinstance(d.get("nodes"), list) and isinstance(d.get("links"), list)
+
 def _graph_meta(f:Path) -> dict|None:
     "A graph file's `metadata` (cached by size and modification time); None when the file does not read as a graph."
     try: st = f.stat()
@@ -389,7 +393,8 @@ def _graph_meta(f:Path) -> dict|None:
         if key in _META_CACHE: return _META_CACHE[key]
     try: d = json.loads(f.read_text())
     except (OSError, ValueError, UnicodeDecodeError): return None
-    meta = d.get("metadata") if isinstance(d, dict) else None
+    if not is_graph(d): return None      # run records, graph-metadata.json, anything else: not in the list
+    meta = d.get("metadata")
     meta = dict(meta) if isinstance(meta, dict) else dict(prompt=f.stem, scan="")
     with _META_LOCK: _META_CACHE[key] = meta
     return meta
@@ -440,6 +445,24 @@ PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; style-s
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".json": "application/json"}
 MAX_SAVE_BYTES = 1 << 20
+
+def save_params(q:dict) -> dict:
+    """The page's saved state `q` as Neuronpedia's graph schema wants `qParams`: the page sends `pinnedIds` as a
+    comma-separated string and `supernodes`/`clerps` as JSON text, the schema wants arrays. Raises ValueError naming the
+    field that is neither."""
+    from r1_interp.graph_check import neuronpedia_schema
+    import jsonschema
+    q = {k: ([] if k in ("pinnedIds", "supernodes", "clerps") else None) if v is None else v for k, v in q.items()}
+    q = {k: v for k, v in q.items() if v is not None}        # the page sends null for what it has not set
+    if isinstance(q.get("pinnedIds"), str): q["pinnedIds"] = [x for x in q["pinnedIds"].split(",") if x]
+    for k in ("supernodes", "clerps"):
+        if isinstance(q.get(k), str):
+            try: q[k] = json.loads(q[k]) if q[k].strip() else []
+            except ValueError: raise ValueError(f"qParams.{k}: expected a JSON array, got {q[k][:60]!r}") from None
+    try: jsonschema.validate(q, neuronpedia_schema()["properties"]["qParams"])
+    except jsonschema.ValidationError as e:
+        raise ValueError(f"qParams.{'.'.join(map(str, e.absolute_path))}: {e.message}") from None
+    return q
 
 class _Handler(BaseHTTPRequestHandler):
     server_version, sys_version = "r1-interp-viewer", ""
@@ -495,12 +518,14 @@ class _Handler(BaseHTTPRequestHandler):
         try: q = json.loads(self.rfile.read(n))["qParams"]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError): q = None
         if not isinstance(q, dict): return self.send_error(400, 'a Save sends {"qParams": {...}}')
+        try: q = save_params(q)
+        except ValueError as e: return self.send_error(400, f"a Save Neuronpedia's schema would refuse: {e}")
         slug = path[len("/save_graph/"):]
         if (f := servable(srv.folder, slug + ".json")) is None: return self.send_error(404, f"no graph {slug!r} here")
         with srv.save_lock:
             try: graph = json.loads(f.read_text())
             except (OSError, ValueError, UnicodeDecodeError) as e: graph = e
-            if not isinstance(graph, dict): return self.send_error(409, f"{slug}: the graph file is not a JSON object")
+            if not is_graph(graph): return self.send_error(409, f"{slug}: not a graph (a JSON object with nodes and links)")
             graph["qParams"] = q
             atomic_write_text(f, json.dumps(graph))
         self._send(json.dumps(dict(saved=slug)).encode(), "application/json")

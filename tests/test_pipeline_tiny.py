@@ -62,6 +62,21 @@ def test_tiny_preset_end_to_end(tmp_path):
     s = serve(gj, port=0, background=True)
     try: assert s.features == (tmp_path/"features"/"json").resolve()
     finally: s.shutdown(); s.server_close()
+    if CHROMIUM is not None:      # one of our own graphs in circuit-tracer's front end: it renders, a feature click shows examples
+        import tempfile
+        from test_viewer import Chromium, _centre
+        g0 = idx[0]
+        s = serve(gj, port=0, background=True, log=True); b = Chromium(tempfile.mkdtemp())
+        try:
+            b.call("Page.navigate", session=True, url=s.url + f"?slug={g0['slug']}")
+            b.wait("document.querySelectorAll('.link-graph text.node').length")
+            nid = b.js("(() => { const d = d3.selectAll('.link-graph text.node').data().filter(d => d.feature_type == 'cross layer transcoder'); return d.length ? d[0].nodeId : null })()")
+            assert nid, "no transcoder feature node drawn"
+            b.mouse(*_centre(b, nid))
+            b.wait("document.querySelectorAll('.feature-detail .feature-example-list .ctx-container').length")
+            reqs = b.requests()
+            assert b.errors() == [] and reqs and all(u.startswith(s.url) or u.startswith("data:") for u in reqs), (b.errors(), reqs)
+        finally: b.close(); s.shutdown(); s.server_close()
     # circuit-tracer's own loaders refuse the export (naming ours); every graph written passes Neuronpedia's schema
     cfg = yaml.safe_load((ct/"config.yaml").read_text())
     assert cfg["transcoders"] == ["layer_0.safetensors", "layer_1.safetensors"] and "load_circuit_tracer_set" in cfg["model_kind"]

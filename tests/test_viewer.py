@@ -145,6 +145,8 @@ def test_front_end_renders_clicks_shows_examples_and_saves(site, tmp_path):
         b.wait("document.querySelector('button.save-button').textContent == 'Saved!'")
         saved = json.loads((site["graphs"]/"haiku"/"dallas.json").read_text())
         assert saved["qParams"]["clickedId"] == site["node"]["node_id"] and saved["nodes"] == site["d"]["nodes"]
+        from r1_interp.graph_check import neuronpedia_problems       # a saved graph still uploads
+        assert isinstance(saved["qParams"].get("pinnedIds", []), list) and neuronpedia_problems(saved) == []
         # npyjs (our shim) reads what NumPy writes
         buf = io.BytesIO(); np.save(buf, np.array([[1.5, -2.0], [3.0, 4.25]], np.float32))
         got = b.js(f"(() => {{ const a = npyjs.parse(Uint8Array.from(atob('{base64.b64encode(buf.getvalue()).decode()}'), "
@@ -283,7 +285,7 @@ def test_save_writes_qparams_of_a_category_graph_atomically(tree):
                         headers={"Origin": f"http://127.0.0.1:{tree.server_address[1]}"})
     assert (status, json.loads(body)) == (200, dict(saved="sub/b"))
     after = json.loads((tree.folder/"sub"/"b.json").read_text())
-    assert after == dict(before, qParams=dict(pinnedIds="x,y", clickedId="x"))
+    assert after == dict(before, qParams=dict(pinnedIds=["x", "y"], clickedId="x"))     # arrays, as Neuronpedia wants
     assert sorted(p.name for p in (tree.folder/"sub").iterdir()) == ["b.json"]           # no temporary file left
     assert save(tree, "inside", dict(qParams={}))[0] == 200                               # a link inside: its target
     assert json.loads((tree.folder/"a.json").read_text())["qParams"] == {}
@@ -299,7 +301,8 @@ def test_save_refuses_what_is_not_this_page_saving_one_of_these_graphs(tree):
              (save(tree, "a", b"not json"), 400), (save(tree, "a", dict(qParams=[1])), 400), (save(tree, "a", [1]), 400),
              (save(tree, "../outside/secret", dict(qParams={})), 404), (save(tree, "leak2", dict(qParams={})), 404),
              (save(tree, "outdir/secret", dict(qParams={})), 404), (save(tree, "no-such", dict(qParams={})), 404),
-             (save(tree, "notes", dict(qParams={})), 404)]
+             (save(tree, "notes", dict(qParams={})), 404), (save(tree, "a", dict(qParams=dict(supernodes="[oops"))), 400),
+             (save(tree, "a", dict(qParams=dict(clickedId=3))), 400)]
     assert [s for (s, _), _ in cases] == [want for _, want in cases]
     assert (tree.folder.parent/"outside"/"secret.json").read_text() == secret and (tree.folder/"a.json").read_text() == a
 
