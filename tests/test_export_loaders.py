@@ -98,3 +98,18 @@ def test_haiku_passes_and_our_old_format_fails():
     assert neuronpedia_problems(d, schema=schema) == [
         "/metadata/info/generator: 'r1-interp' is not of type 'object'",
         "/metadata/scan: 'r1-interp/tiny-qwen2' has characters outside [a-zA-Z0-9_-] (the upload route refuses it)"]
+
+def test_a_demo_runs_graphs_pass_neuronpedias_schema(root):
+    """Every graph a demo run wrote (outputs/demo, or the outputs folder in $R1_INTERP_DEMO_OUTPUTS) passes Neuronpedia's
+    schema. CI runs the tiny preset instead (tests/test_pipeline_tiny.py validates every graph it writes); after the
+    README's main command this checks the demo's own graphs."""
+    import json, os
+    from pathlib import Path
+    from r1_interp.graph_check import neuronpedia_problems
+    from r1_interp.viewer import is_graph
+    out = Path(os.environ.get("R1_INTERP_DEMO_OUTPUTS", root/"outputs"/"demo"))
+    if not (out/"graphs"/"json").is_dir(): pytest.skip(f"no demo graphs at {out}/graphs/json (run `r1-interp run --preset demo`)")
+    files = [p for p in (out/"graphs").rglob("*.json") if "records" not in p.parts and p.name != "graph-metadata.json"]
+    graphs = {p: d for p in files if is_graph(d := json.loads(p.read_text()))}
+    problems = {str(p.relative_to(out)): neuronpedia_problems(d, p.stat().st_size) for p, d in graphs.items()}
+    assert len(graphs) >= 13 and not any(problems.values()), {k: v for k, v in problems.items() if v}
