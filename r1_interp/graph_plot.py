@@ -83,7 +83,8 @@ def plot_graph_top(g:AttributionGraph, n_nodes:int=40, n_links:int=80, title:str
     ax.set_xticklabels([f"{_short(toks[p], 12)!r} {p}" if p < len(toks) else str(p) for p in ticks], rotation=90, fontsize=fontsize)
     top = int(g.layer.max(initial=0))
     ax.set_yticks(range(-1, top + 1)); ax.set_yticklabels(["E", *map(str, range(top)), "logits"], fontsize=fontsize)
-    if top > 24: [t.set_visible(i % 2 == 1 or i == top + 1) for i, t in enumerate(ax.get_yticklabels())]
+    if top > 24:      # every other layer; never the row just under "logits", whose label would touch it
+        [t.set_visible(i % 2 == 1 and i < top or i == top + 1) for i, t in enumerate(ax.get_yticklabels())]
     # logit labels: one column right of the axes, a fixed line apart, joined to their nodes
     logits = keep[g.kind[keep] == "logit"]
     height_pt = ax.get_position().height * fig.get_figheight() * 72
