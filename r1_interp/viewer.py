@@ -291,13 +291,16 @@ def vendor_frontend(dest, npm_cache, assets=None) -> dict:
         if rel.endswith((".html", ".js", ".css")) and not rel.startswith("lib/"):
             bad = [h for h in REMOTE_HOSTS if h in data.decode()]
             if bad: raise VendorError(f"{rel}: still names {bad} after the edits")
-    if dest.exists(): shutil.rmtree(dest)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")     # built beside, then swapped in: never half a front end
+    shutil.rmtree(tmp, ignore_errors=True)
     for rel, (data, _) in out.items():
-        (dest/rel).parent.mkdir(parents=True, exist_ok=True); (dest/rel).write_bytes(data)
+        (tmp/rel).parent.mkdir(parents=True, exist_ok=True); (tmp/rel).write_bytes(data)
     manifest = dict(built_by="r1_interp.viewer.vendor_frontend",
                     files={rel: dict(source=src, sha256=_sha256(data), bytes=len(data))
                            for rel, (data, src) in sorted(out.items())})
-    atomic_write_text(dest/"MANIFEST.json", json.dumps(manifest, indent=1))
+    atomic_write_text(tmp/"MANIFEST.json", json.dumps(manifest, indent=1))
+    if dest.exists(): shutil.rmtree(dest)
+    os.replace(tmp, dest)
     return manifest
 
 def _ct_version() -> str:
