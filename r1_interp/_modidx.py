@@ -810,6 +810,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'r1_interp.runner.make_notebook': ('runner.html#make_notebook', 'r1_interp/runner.py'),
                                   'r1_interp.runner.notebook_to_html': ('runner.html#notebook_to_html', 'r1_interp/runner.py'),
                                   'r1_interp.runner.output_problems': ('runner.html#output_problems', 'r1_interp/runner.py'),
+                                  'r1_interp.runner.own_warnings': ('runner.html#own_warnings', 'r1_interp/runner.py'),
                                   'r1_interp.runner.quiet_report': ('runner.html#quiet_report', 'r1_interp/runner.py'),
                                   'r1_interp.runner.r1_modules': ('runner.html#r1_modules', 'r1_interp/runner.py'),
                                   'r1_interp.runner.read_record': ('runner.html#read_record', 'r1_interp/runner.py'),

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['ORCHESTRATION', 'BIG_FILE', 'WIDE_PX', 'EXECUTORS', 'r1_modules', 'code_digests', 'input_digest', 'input_name',
-           'input_value', 'Job', 'read_record', 'stale_reasons', 'output_problems', 'is_complete',
-           'unconfine_wide_images', 'drop_stderr', 'notebook_to_html', 'quiet_report', 'JobResult', 'running_elsewhere',
-           'run_job', 'make_notebook', 'LockHeld', 'describe_holder', 'Lock', 'hold_lock', 'BatchResult',
-           'visible_gpus', 'ExecutorError', 'run_batch']
+__all__ = ['ORCHESTRATION', 'BIG_FILE', 'WIDE_PX', 'OWN_WARNING', 'EXECUTORS', 'r1_modules', 'code_digests', 'input_digest',
+           'input_name', 'input_value', 'Job', 'read_record', 'stale_reasons', 'output_problems', 'is_complete',
+           'unconfine_wide_images', 'drop_stderr', 'own_warnings', 'notebook_to_html', 'quiet_report', 'JobResult',
+           'running_elsewhere', 'run_job', 'make_notebook', 'LockHeld', 'describe_holder', 'Lock', 'hold_lock',
+           'BatchResult', 'visible_gpus', 'ExecutorError', 'run_batch']
 
 # %% ../nbs/09_runner.ipynb #bc4777b7
 def _sha(blob) -> str: return hashlib.sha256(blob if isinstance(blob, bytes) else blob.encode()).hexdigest()[:16]
@@ -217,6 +217,14 @@ def drop_stderr(nb) -> list[str]:
             dropped.append(f"cell {i}: " + _terminal_text("".join(o.get("text", "") for o in err)).strip())
     return dropped
 
+# raised in the library's files, or of the library's own categories wherever they point (stacklevel=2: the caller)
+OWN_WARNING = re.compile(r"r1_interp[\\/][\w\\/]+\.py:\d+: (\w*Warning: .*)|:\d+: ((?:ModelWarning): .*)")
+
+def own_warnings(dropped:list[str]) -> list[str]:
+    "The warnings r1-interp's own code raised ('SomeWarning: message') in stderr text `dropped`, in order, each once."
+    found = [m.group(1) or m.group(2) for t in dropped for m in OWN_WARNING.finditer(t)]
+    return list(dict.fromkeys(found))
+
 def notebook_to_html(nb_path, html_path, title:str|None=None) -> list[str]:
     """Render an executed notebook to a self-contained HTML report: inputs and prompts hidden, no CDN scripts, pictures
     wider than the page at their own size (scrolling sideways), and no stderr (warnings, progress bars): those stay in the executed notebook, the report ends with a line saying how many
@@ -231,6 +239,9 @@ def notebook_to_html(nb_path, html_path, title:str|None=None) -> list[str]:
     nb.cells = [c for c in nb.cells if "remove_cell" not in c.get("metadata", {}).get("tags", [])]
     dropped = drop_stderr(nb)
     unconfine_wide_images(nb)
+    if ours := own_warnings(dropped):       # what our code warns about a result stays in front of the reader
+        nb.cells.append(nbformat.v4.new_markdown_cell("**r1-interp warned:**\n\n" + "\n".join(
+            "- " + w.replace("`", "'").replace("<", "&lt;").replace(">", "&gt;") for w in ours)))
     if dropped:
         nb.cells.append(nbformat.v4.new_markdown_cell(
             f"*{len(dropped)} cell(s) wrote to stderr (warnings, progress bars); that text is left out of this report and "
