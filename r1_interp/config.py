@@ -13,7 +13,7 @@ import yaml
 __all__ = ['PHASES', 'ConfigError', 'setting', 'check_type', 'check_value', 'check_setting', 'Settings', 'CorpusConfig',
            'PrepareConfig', 'TranscoderConfig', 'TrainConfig', 'SweepConfig', 'EvalConfig', 'LabelConfig',
            'GraphConfig', 'MotifConfig', 'CompareConfig', 'phase_of', 'read_yaml', 'load_config', 'atomic_write_text',
-           'save_config']
+           'save_config', 'file_sha256']
 
 # %% ../nbs/00_config.ipynb #57d5e4d8
 class ConfigError(ValueError):
@@ -372,3 +372,20 @@ def atomic_write_text(path, text:str):
 def save_config(cfg:Settings, path):
     "Write `cfg` as YAML (atomically)."
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+_FILE_SHA256 = {}     # (path, size, mtime_ns) -> digest, for cache=True
+
+def file_sha256(path, cache:bool=False) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks: the one file digest the project uses (downloaded weights,
+    checkpoints, graph copies, job inputs). `cache`: remember it in this process while the file's path, size and
+    modification time stay the same (a job key reads its inputs once per run, not once per job)."""
+    p = Path(path)
+    if cache:
+        st = p.stat(); k = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+        if k not in _FILE_SHA256: _FILE_SHA256[k] = file_sha256(p)
+        return _FILE_SHA256[k]
+    import hashlib
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()

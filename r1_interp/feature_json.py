@@ -155,8 +155,9 @@ def graph_features(graph_dir) -> dict:
     from r1_interp.graph_json import graph_files
     out = {}
     for f in graph_files(graph_dir):
-        try: nodes = json.loads(Path(f).read_text()).get("nodes", [])
-        except (OSError, ValueError, AttributeError) as e: raise ValueError(f"{f}: not a readable graph JSON ({e})") from None
+        from r1_interp.graph_json import read_graph_json     # size-checked; its errors name the file
+        try: nodes = read_graph_json(f).get("nodes", [])
+        except AttributeError: raise ValueError(f"{f}: not a graph JSON object") from None
         for n in nodes:
             if n.get("feature_type") == "cross layer transcoder":
                 l, i = feature_of_index(n["feature"])

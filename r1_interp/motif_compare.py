@@ -13,16 +13,17 @@ import pandas as pd
 from .graph_json import (AttributionGraph, load_graph, filter_graph, graph_health, map_graphs, graph_files, graph_name,
                                   GraphFormatError, require_dense_size)
 from .census import triad_census, signed_ffl_census, ffl_coherence
+from .config import file_sha256
 from .nulls import motif_significance, null_significance, CONNECTED_TRIADS, NullModelError
 
 # %% auto #0
 __all__ = ['STATISTICS', 'HEADLINE', 'MIN_PROFILE_NORM', 'PROFILE_FAMILY', 'MIN_GRAPHS_FOR_INTERVAL', 'graph_category',
-           'file_digest', 'GraphMotifs', 'graph_statistics', 'graph_digest', 'graph_motifs', 'analyse_graph',
-           'analyse_folders', 'unique_results', 'summary_table', 'min_attainable_p', 'bootstrap_interval',
-           'compare_statistic', 'benjamini_hochberg', 'profile_frame', 'category_profiles', 'cosine', 'cosine_matrix',
-           'profile_notes', 'profile_cosine_test', 'cluster_profiles', 'GroupComparison', 'compare_groups',
-           'category_statistics', 'motif_report', 'folder_labels', 'compare_folders', 'plot_sp_heatmap',
-           'plot_category_statistics', 'plot_z_by_category', 'plot_cosine', 'plot_dendrogram']
+           'GraphMotifs', 'graph_statistics', 'graph_digest', 'graph_motifs', 'analyse_graph', 'analyse_folders',
+           'unique_results', 'summary_table', 'min_attainable_p', 'bootstrap_interval', 'compare_statistic',
+           'benjamini_hochberg', 'profile_frame', 'category_profiles', 'cosine', 'cosine_matrix', 'profile_notes',
+           'profile_cosine_test', 'cluster_profiles', 'GroupComparison', 'compare_groups', 'category_statistics',
+           'motif_report', 'folder_labels', 'compare_folders', 'plot_sp_heatmap', 'plot_category_statistics',
+           'plot_z_by_category', 'plot_cosine', 'plot_dendrogram']
 
 # %% ../nbs/43_motif_compare.ipynb #ffbcafb3
 STATISTICS = {
@@ -41,12 +42,6 @@ def graph_category(g:AttributionGraph) -> str:
     if cat: return str(cat)
     return g.name.split("_", 1)[0] if "_" in g.name else "uncategorised"
 
-def file_digest(path) -> str:
-    "SHA-256 of a file's bytes: how byte-identical copies of a graph are recognised."
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
-    return h.hexdigest()
 
 @dataclass
 class GraphMotifs:
@@ -139,7 +134,7 @@ def analyse_graph(path, null_model:str="layered", n_random:int=1000, seed:int=0,
     full = load_graph(path, keep_errors=True)
     g = filter_graph(full, weight_threshold, keep_errors)
     return graph_motifs(g, null_model, n_random, seed, swaps_per_edge, profile_view, graph_health(full, max_weight=max_weight),
-                        file_digest(path), str(path))
+                        file_sha256(path), str(path))     # byte-identical copies of a graph are one graph
 
 # %% ../nbs/43_motif_compare.ipynb #175a8673
 def analyse_folders(groups:dict[str, str|Path], workers:int=2, **kw) -> tuple[pd.DataFrame, list[GraphMotifs], list[tuple[str, str]]]:
@@ -154,7 +149,7 @@ def analyse_folders(groups:dict[str, str|Path], workers:int=2, **kw) -> tuple[pd
     for name, f in files:
         if not f.is_file():   # a FIFO would block the hashing below; a missing file is named too
             errors.append((str(f), f"{f}: {'not a regular file' if f.exists() else 'no such file'}")); continue
-        try: digest[f] = file_digest(f)
+        try: digest[f] = file_sha256(f)
         except OSError as e: errors.append((str(f), f"{f}: cannot read it ({e.strerror or e})")); continue
         first.setdefault(digest[f], (name, f))
     res, err = map_graphs(analyse_graph, [f for _, f in first.values()], workers=workers, **kw)

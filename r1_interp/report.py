@@ -39,15 +39,6 @@ def _read_csv(p, phase:str) -> pd.DataFrame:
     try: return pd.read_csv(p)           # every table we write has a header: an empty file is a damaged one
     except (OSError, ValueError, pd.errors.EmptyDataError, pd.errors.ParserError) as e: raise _damaged(p, phase, e) from None
 
-def _read_jsonl(p, phase:str) -> pd.DataFrame:
-    "A phase's JSON-lines log as a table; `DamagedFile` naming the line when one cannot be read."
-    rows = []
-    for i, line in enumerate(Path(p).read_text().splitlines(), 1):
-        if not line.strip(): continue
-        try: rows.append(json.loads(line))
-        except ValueError as e: raise _damaged(f"{p}: line {i}", phase, e) from None
-    return pd.DataFrame(rows)
-
 def _read_json(p, phase:str, default=None):
     "A phase's JSON record; `default` when the phase has not written it, `DamagedFile` when it is there but unreadable."
     if not Path(p).exists(): return default

@@ -6,6 +6,7 @@ many at once, skipping what is done and reporting what failed."""
 # %% ../nbs/09_runner.ipynb #3d961f45
 from __future__ import annotations
 import hashlib, json, os, re, time, traceback
+from .config import file_sha256
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, asdict
@@ -55,16 +56,6 @@ def code_digests(src:str) -> dict[str, str]:
 
 BIG_FILE = 64 << 20   # bytes; a larger file (a transcoder's weights, a full graph) is known by its size and mtime
 
-_FILE_SHA = {}    # (path, size, mtime_ns) -> sha256: a file is read once per process while it stays the same
-
-def _file_sha(f:Path, st) -> str:
-    k = (str(f), st.st_size, st.st_mtime_ns)
-    if k not in _FILE_SHA:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
-        _FILE_SHA[k] = h.hexdigest()
-    return _FILE_SHA[k]
 
 def input_digest(pattern:str) -> str:
     """Digest of the files matching the glob `pattern` (their paths below the pattern's fixed part, and contents; a
@@ -79,7 +70,7 @@ def input_digest(pattern:str) -> str:
     for f in files:
         h.update(os.path.relpath(f, base).encode() + b"\0")
         st = f.stat()
-        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode() if st.st_size > BIG_FILE else _file_sha(f, st).encode())
+        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode() if st.st_size > BIG_FILE else file_sha256(f, cache=True).encode())
     return h.hexdigest()[:16]
 
 def input_name(i) -> str:

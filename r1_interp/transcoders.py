@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np
 import torch
-from .config import TrainConfig, atomic_write_text
+from .config import TrainConfig, atomic_write_text, file_sha256
 from .corpus import TokenCorpus
 
 # %% auto #0
@@ -40,14 +40,9 @@ CHECKPOINT_FORMAT = 2      # 2: state.pt's global_step counts the batches applie
 class CheckpointError(RuntimeError):
     "A checkpoint that cannot be resumed; the message names the damaged files and how to start over."
 
-def _sha256(path, block:int=1 << 23) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(block): h.update(b)
-    return h.hexdigest()
 
 def _digests(paths) -> list[str]:
-    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as ex: return list(ex.map(_sha256, paths))
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as ex: return list(ex.map(file_sha256, paths))
 
 def write_manifest(folder) -> Path:
     "List every file under `folder` with its size and sha256 in `folder/manifest.json`, written atomically."

@@ -394,8 +394,9 @@ def _graph_meta(f:Path) -> dict|None:
     key = (str(f), st.st_size, st.st_mtime_ns)
     with _META_LOCK:
         if key in _META_CACHE: return _META_CACHE[key]
-    try: d = json.loads(f.read_text())
-    except (OSError, ValueError, UnicodeDecodeError): return None
+    from r1_interp.graph_json import read_graph_json       # size-checked before it is read
+    try: d = read_graph_json(f)
+    except ValueError: return None
     if not is_graph(d): return None      # run records, graph-metadata.json, anything else: not in the list
     meta = d.get("metadata")
     meta = dict(meta) if isinstance(meta, dict) else dict(prompt=f.stem, scan="")
