@@ -22,8 +22,8 @@ import argparse, json, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 def make_transcoders(model, out):
-    from r1_interp.models import model_dims
-    from r1_interp.transcoder_io import export_circuit_tracer, random_transcoders
+    from r1_interp.models.registry import model_dims
+    from r1_interp.transcoders.io import export_circuit_tracer, random_transcoders
     dims = model_dims(model)
     return export_circuit_tracer(random_transcoders(dims.d_model, dims.n_layers, k=16, std=0.05), Path(out)/"ct", model, n_layers=dims.n_layers)
 
@@ -31,13 +31,13 @@ TEXT = ("Problem: a snail climbs 3 meters up a 10 meter well each day and slides
         "On which day does it reach the top? Solution: after each full day and night it is 1 meter higher, so ") * 20
 
 def prompt_of(tok, n):
-    from r1_interp.attribution import prompt_ids
+    from r1_interp.graphs.attribution import prompt_ids
     return prompt_ids(tok.decode(tok(TEXT, add_special_tokens=False).input_ids[:n - 1]), tok)[:n]
 
 def memory_child(a):
     import threading, psutil
-    from r1_interp.replacement import load_replacement_model
-    from r1_interp.attribution import attribute_prompt
+    from r1_interp.graphs.replacement import load_replacement_model
+    from r1_interp.graphs.attribution import attribute_prompt
     rm = load_replacement_model(a.model, a.transcoders)
     ids = prompt_of(rm.tokenizer, a.child)
     proc = psutil.Process(); base = proc.memory_info().rss; peak = [base]; stop = threading.Event()
@@ -60,9 +60,9 @@ def main():
     if a.transcoders is None: a.transcoders = str(make_transcoders(a.model, tempfile.mkdtemp()))
     if a.child: return memory_child(a)
     from circuit_tracer import attribute
-    from r1_interp.replacement import load_replacement_model
-    from r1_interp.attribution import prompt_ids, attribute_prompt, graph_scores, graph_to_json, write_graph_json
-    from r1_interp.graph_check import check_graph
+    from r1_interp.graphs.replacement import load_replacement_model
+    from r1_interp.graphs.attribution import prompt_ids, attribute_prompt, graph_scores, graph_to_json, write_graph_json
+    from r1_interp.graphs.check import check_graph
     rm = load_replacement_model(a.model, a.transcoders); tok = rm.tokenizer
     ids = prompt_of(tok, a.tokens); text = tok.decode(ids[1:]); work = Path(tempfile.mkdtemp())
     kw = dict(max_n_logits=a.max_n_logits, batch_size=a.batch_size, max_feature_nodes=a.max_feature_nodes)

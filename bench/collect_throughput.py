@@ -21,9 +21,9 @@ from pathlib import Path
 
 def setup(a, tmp):
     import torch
-    from r1_interp.models import load_model, model_dims
-    from r1_interp.transcoder_io import random_transcoders
-    from r1_interp.corpus import tokenize_corpus, TokenCorpus
+    from r1_interp.models.registry import load_model, model_dims
+    from r1_interp.transcoders.io import random_transcoders
+    from r1_interp.models.corpus import tokenize_corpus, TokenCorpus
     torch.set_grad_enabled(False)
     model, tok = load_model(a.model)
     dims = model_dims(a.model)
@@ -34,7 +34,7 @@ def setup(a, tmp):
 def plain_pass(model, coders, corpus, n_tokens, batch_size):
     "The forward to the deepest layer and every encoder, batch by batch as `collect_features` reads them; nothing kept."
     import numpy as np, torch
-    from r1_interp.collect import mlp_inputs
+    from r1_interp.features.collect import mlp_inputs
     idx = corpus.split("train")[:n_tokens // corpus.ctx_len]; layers = sorted(coders)
     t0 = time.perf_counter()
     for b in range(0, len(idx), batch_size):
@@ -44,7 +44,7 @@ def plain_pass(model, coders, corpus, n_tokens, batch_size):
     return len(idx) * corpus.ctx_len / (time.perf_counter() - t0)
 
 def collect(model, tok, coders, corpus, n_tokens, batch_size, out):
-    from r1_interp.collect import collect_features
+    from r1_interp.features.collect import collect_features
     t0 = time.perf_counter()
     collect_features(model, coders, corpus, out, n_tokens=n_tokens, batch_size=batch_size, tokenizer=tok, echo=lambda *_: None)
     total = time.perf_counter() - t0

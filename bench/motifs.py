@@ -6,7 +6,7 @@ Reference, written the way circuit-motifs does it:
 - layer-preserving null: swaps that keep every edge going forward in layer, up to E accepted swaps in at most 10 x E
   attempts, each swap edited into the igraph graph (delete two edges, add two), then `motifs_randesu` per sample.
   (Its published timing, ~60 s per 100 samples, also included its own motif-instance census.)
-Ours: `r1_interp.nulls.motif_significance` (numba swap chains + bitset triad census), after a warm-up call that
+Ours: `r1_interp.motifs.nulls.motif_significance` (numba swap chains + bitset triad census), after a warm-up call that
 compiles the kernels (the compile time is printed separately).
 
     python bench/motifs.py [--graph PATH] [--n-config 1000] [--n-layered 100]
@@ -64,9 +64,9 @@ def main():
     ap.add_argument("--graph", default=str(DEFAULT_GRAPH)); ap.add_argument("--n-config", type=int, default=1000)
     ap.add_argument("--n-layered", type=int, default=100); ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    from r1_interp.graph_json import load_graph
-    from r1_interp.census import triad_census, simple_edges, TRIAD_LABELS
-    from r1_interp.nulls import motif_significance, CONNECTED_TRIADS
+    from r1_interp.core.graph_json import load_graph
+    from r1_interp.motifs.census import triad_census, simple_edges, TRIAD_LABELS
+    from r1_interp.motifs.nulls import motif_significance, CONNECTED_TRIADS
     t0 = time.perf_counter(); g = load_graph(a.graph); t_load = time.perf_counter() - t0
     s, t = simple_edges(g)
     g_ig = g.to_igraph()

@@ -21,9 +21,9 @@ def main():
     ap.add_argument("--caps", default="64,128,256,512,1024,all")
     ap.add_argument("--batch-size", type=int, default=32, dest="batch_size")
     a = ap.parse_args()
-    from r1_interp.replacement import load_replacement_model
-    from r1_interp.attribution import attribute_prompt, graph_scores, prompt_ids
-    from r1_interp.prompts import BENCHMARK_PROMPTS
+    from r1_interp.graphs.replacement import load_replacement_model
+    from r1_interp.graphs.attribution import attribute_prompt, graph_scores, prompt_ids
+    from r1_interp.models.prompts import BENCHMARK_PROMPTS
     caps = [None if c == "all" else int(c) for c in a.caps.split(",")]
     rm = load_replacement_model(a.model, a.transcoders)
     for pid in a.prompts.split(","):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument("--n", type=int, default=5); a = ap.parse_args()
-    from r1_interp.runner import Job, make_notebook, run_job
+    from r1_interp.pipeline.runner import Job, run_job
+    from r1_interp.testing.fixtures import make_notebook
     d = Path(tempfile.mkdtemp())
     nb = make_notebook(["print('value', x * 2)"], d/"trivial.ipynb", parameters="x = 1")
 

@@ -22,18 +22,18 @@ def main():
     ap.add_argument("--expansion", type=int, default=4); ap.add_argument("--k", type=int, default=32)
     a = ap.parse_args()
     import sparsify
-    from r1_interp.models import load_model
-    from r1_interp.corpus import tokenize_corpus, TokenCorpus
-    from r1_interp.config import TrainConfig
-    from r1_interp.transcoders import train_transcoders, sparsify_config, ChunkDataset
-    from r1_interp.transcoder_io import load_transcoders
-    from r1_interp.evaluate import evaluate_transcoders
+    from r1_interp.models.registry import load_model
+    from r1_interp.models.corpus import tokenize_corpus, TokenCorpus
+    from r1_interp.models.settings import TrainConfig
+    from r1_interp.transcoders.train import train_transcoders, sparsify_config, ChunkDataset
+    from r1_interp.transcoders.io import load_transcoders
+    from r1_interp.transcoders.evaluate import evaluate_transcoders
     work = Path(tempfile.mkdtemp())
     model, tok = load_model(a.model)
     ctx = 128
     cdir = tokenize_corpus("demo", tok, work/"corpus", ctx_len=ctx, max_tokens=int(a.tokens * 1.3), eval_fraction=0.2)
     corpus = TokenCorpus(cdir)
-    cfg = TrainConfig(model=a.model, layers=tuple(range(a.layers)), expansion_factor=a.expansion, k=a.k, tokens_per_layer=a.tokens,
+    cfg = TrainConfig(model=a.model, layers=tuple(range(a.layers)), transcoder=dict(expansion_factor=a.expansion, k=a.k), tokens_per_layer=a.tokens,
                       batch_size=8, save_every=4, dead_feature_threshold=10**9)
     n = min(len(corpus.split("train")), a.tokens // ctx)
     tokens = (n // cfg.batch_size) * cfg.batch_size * ctx
@@ -61,9 +61,9 @@ def report_train(a, tokens, bare, ours):
 
 
 def bench_eval(a, cfg, cdir, corpus, model, ctx, work):
-    from r1_interp.transcoders import train_transcoders
-    from r1_interp.transcoder_io import load_transcoders
-    from r1_interp.evaluate import evaluate_transcoders
+    from r1_interp.transcoders.train import train_transcoders
+    from r1_interp.transcoders.io import load_transcoders
+    from r1_interp.transcoders.evaluate import evaluate_transcoders
     # the full replacement replaces every MLP: train a quick coder set on all layers (its quality does not matter here)
     all_cfg = cfg.replace(layers=tuple(range(model.config.num_hidden_layers)), tokens_per_layer=8 * ctx * 4)
     coders = load_transcoders(train_transcoders(all_cfg, cdir, work/"all", "all", model=model), d_model=model.config.hidden_size)

@@ -11,7 +11,7 @@ def root(): return ROOT
 def r1_interp_cmd():
     "The console script, or the module entry point when the script is not on PATH."
     exe = shutil.which("r1-interp")
-    return [exe] if exe else [sys.executable, "-c", "import sys; from r1_interp.cli import main; sys.exit(main())"]
+    return [exe] if exe else [sys.executable, "-c", "import sys; from r1_interp.pipeline.cli import main; sys.exit(main())"]
 
 GRAPHS = SHARED/"data"/"graphs"
 HAIKU = GRAPHS/"haiku"/"capital-state-dallas.json"

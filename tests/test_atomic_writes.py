@@ -10,8 +10,8 @@ WRITES = re.compile(r"(\.write_text|\.write_bytes|\bnp\.savez?|\bnp\.savez_compr
                     r"\.to_parquet|\.to_json|\bpq\.write_table|\bsave_file|\.save_pretrained|\bnbformat\.write|\bopen)\(([^)]*)")
 # writes that are not outputs of a phase, each with its reason
 ALLOWED = {
-    ("config.py", "tmp.write_text"): "the atomic helper itself",
-    ("runner.py", "nbformat.write(nb, path)"): "make_notebook: test notebooks for the runner's own checks",
+    ("io.py", "tmp.write_text"): "the atomic helper itself",
+    ("fixtures.py", "nbformat.write(nb, path)"): "make_notebook: test notebooks for the runner's own checks",
     ("report.py", "fig.savefig(buf,"): "into an in-memory buffer: the figure becomes a data: URI in the page",
 }
 
@@ -42,7 +42,7 @@ def test_library_writes_atomically():
     bad = []
     for p in sorted((ROOT/"r1_interp").rglob("*.py")):
         if p.name != "_modidx.py": bad += _direct_writes(p.read_text(), p.name)
-    assert bad == [], "direct writes (use r1_interp.config.atomic_write_text, or a temporary name and os.replace):\n" + "\n".join(bad)
+    assert bad == [], "direct writes (use r1_interp.core.io.atomic_write_text, or a temporary name and os.replace):\n" + "\n".join(bad)
 
 def test_pipeline_notebooks_write_atomically():
     bad = []

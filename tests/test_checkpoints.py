@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from r1_interp.config import TrainConfig, save_config
-from r1_interp.corpus import tokenize_corpus, TokenCorpus
-from r1_interp.models import load_model
-from r1_interp import transcoders as T
-from r1_interp.transcoders import train_transcoders, read_metrics, CheckpointingTrainer
+from r1_interp.core.config import save_config
+from r1_interp.models.settings import TrainConfig
+from r1_interp.models.corpus import tokenize_corpus, TokenCorpus
+from r1_interp.models.registry import load_model
+from r1_interp.transcoders import train as T
+from r1_interp.transcoders.train import train_transcoders, read_metrics, CheckpointingTrainer
 
 HOOKS = ("layers.0.mlp", "layers.1.mlp")
 N_SAVES = 6          # 24 steps, sparsify saves after steps 3, 7, ..., 23 with save_every=4 (then the final save)
@@ -25,7 +26,7 @@ def tiny(tmp_path_factory):
     model, tok = load_model("tiny-qwen2")
     cdir = tokenize_corpus("demo", tok, work/"corpus", ctx_len=32, max_tokens=32 * 200)
     # a low dead threshold makes the dead-latent counters and AuxK part of what must be restored
-    cfg = TrainConfig(model="tiny-qwen2", layers=(0, 1), expansion_factor=4, k=8, tokens_per_layer=32 * 96, batch_size=4,
+    cfg = TrainConfig(model="tiny-qwen2", layers=(0, 1), transcoder=dict(expansion_factor=4, k=8), tokens_per_layer=32 * 96, batch_size=4,
                       save_every=4, dead_feature_threshold=200, lr=1e-3)
     ref = train_transcoders(cfg, cdir, work/"ref", "run", model=model)
     return dict(work=work, model=model, tok=tok, corpus=cdir, cfg=cfg, ref=ref)
@@ -121,9 +122,10 @@ def test_rng_state_is_resumed_exactly(tiny, tmp_path, monkeypatch):
 
 CHILD = """
 import sys, time
-from r1_interp.config import load_config, TrainConfig
-from r1_interp.models import load_model
-from r1_interp.transcoders import train_transcoders, CheckpointingTrainer
+from r1_interp.core.config import load_config
+from r1_interp.models.settings import TrainConfig
+from r1_interp.models.registry import load_model
+from r1_interp.transcoders.train import train_transcoders, CheckpointingTrainer
 cfg = load_config(sys.argv[1], TrainConfig)
 model, _ = load_model(cfg.model)
 kill_at = int(sys.argv[4])
@@ -224,16 +226,16 @@ def test_rebuild_retrains_a_finished_run(tiny, tmp_path):
 
 @pytest.fixture(scope="module")
 def coll(tiny):
-    from r1_interp.transcoder_io import random_transcoders
+    from r1_interp.transcoders.io import random_transcoders
     corpus = TokenCorpus(tiny["corpus"])
     kw = dict(batch_size=4, n_top=4, n_sample=4, n_pool=8, before=3, after=1, save_every=3, tokenizer=tiny["tok"], n_tokens=32 * 60)
     coders = random_transcoders(64, 2, expansion_factor=4, k=8)
-    from r1_interp.collect import collect_features, FeatureStore
+    from r1_interp.features.collect import collect_features, FeatureStore
     ref = FeatureStore(collect_features(tiny["model"], coders, corpus, tiny["work"]/"store_ref", echo=lambda *_: None, **kw))
     return dict(corpus=corpus, coders=coders, kw=kw, ref=ref)
 
 def _collect(tiny, coll, out, **kw):
-    from r1_interp.collect import collect_features, FeatureStore
+    from r1_interp.features.collect import collect_features, FeatureStore
     logs = []
     collect_features(tiny["model"], coll["coders"], coll["corpus"], out, echo=logs.append, **dict(coll["kw"], **kw))
     return FeatureStore(out), "\n".join(logs)
@@ -246,7 +248,7 @@ def assert_same_store(a, b):
 @pytest.mark.parametrize("damage", ["truncated examples", "fewer feature rows", "missing vocab"])
 def test_damaged_store_is_detected_and_rebuilt_without_force(tiny, coll, tmp_path, damage):
     import pyarrow.parquet as pq
-    from r1_interp.collect import FeatureStore, CollectError
+    from r1_interp.features.collect import FeatureStore, CollectError
     out = tmp_path/"store"; shutil.copytree(coll["ref"].folder, out)
     bad = {"truncated examples": out/"layer_1"/"examples.parquet", "fewer feature rows": out/"layer_0"/"features.parquet",
            "missing vocab": out/"vocab.parquet"}[damage]
@@ -270,7 +272,7 @@ def test_rebuild_recollects_a_complete_store(tiny, coll, tmp_path):
 
 def _stop_collect(tiny, coll, out, n):
     "A collection stopped right after its `n`-th checkpoint."
-    from r1_interp.collect import collect_features
+    from r1_interp.features.collect import collect_features
     seen = []
     def echo(m):
         if "batches," in m:
@@ -279,7 +281,7 @@ def _stop_collect(tiny, coll, out, n):
     with pytest.raises(Killed): collect_features(tiny["model"], coll["coders"], coll["corpus"], out, echo=echo, **coll["kw"])
 
 def test_damaged_collection_checkpoint_falls_back_then_fails_clearly(tiny, coll, tmp_path):
-    from r1_interp.collect import STATE_DIR, CollectError
+    from r1_interp.features.collect import STATE_DIR, CollectError
     out = tmp_path/"store"
     _stop_collect(tiny, coll, out, 3)
     bad = out/STATE_DIR/"state.pt"; _truncate(bad)
@@ -296,7 +298,7 @@ def test_damaged_collection_checkpoint_falls_back_then_fails_clearly(tiny, coll,
 
 def test_loading_a_trained_coder_checks_the_run_manifest(tiny, tmp_path):
     "A changed byte in a finished run's coder (finite, right shapes: the file checks cannot see it) is named on load."
-    from r1_interp.transcoder_io import load_transcoders, TranscoderError
+    from r1_interp.transcoders.io import load_transcoders, TranscoderError
     run = tmp_path/"run"; shutil.copytree(tiny["ref"], run)
     p = run/"layers.1.mlp"/"sae.safetensors"; b = bytearray(p.read_bytes()); b[-3] ^= 0x01; p.write_bytes(bytes(b))
     with pytest.raises(TranscoderError) as e: load_transcoders(run, layers=[1], d_model=64)

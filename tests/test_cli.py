@@ -3,8 +3,8 @@ failure that names its cell, and a run killed mid-notebook that reruns cleanly."
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
-from r1_interp.models import hub_reachable
-from r1_interp.runner import make_notebook
+from r1_interp.core.io import hub_reachable
+from r1_interp.testing.fixtures import make_notebook
 from conftest import r1_interp_cmd
 
 def run_cli(*args, timeout=600, **kw):
@@ -92,7 +92,7 @@ def test_bad_presets_fail_before_any_work(tmp_path):
 
 # ---- every number on the command line is checked as it is parsed ---------------------------------------------------
 import argparse, contextlib, io
-from r1_interp.cli import main, _parser, _layer_list
+from r1_interp.pipeline.cli import main, _parser, _layer_list
 
 MINIMAL = {("train",): ["--nproc", "1"], ("motifs",): ["g.json"], ("graph", "check"): ["g.json"], ("graph", "fetch"): ["slug"],
            ("check", "model"): ["--model", "m"], ("serve",): ["dir"]}

@@ -4,7 +4,7 @@ The demo's later phases train all 30 layers and take minutes, so CI runs every p
 instead (tests/test_pipeline_tiny.py); the README's main command runs the whole demo."""
 import json, subprocess
 from conftest import r1_interp_cmd
-from r1_interp.models import smollm2_folder, SMOLLM2_SHA256
+from r1_interp.models.registry import smollm2_folder, SMOLLM2_SHA256
 
 def test_demo_preset_runs_end_to_end(tmp_path):
     r = subprocess.run(r1_interp_cmd() + ["run", "--preset", "demo", "--phase", "prepare", "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=1200)

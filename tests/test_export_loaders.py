@@ -2,10 +2,10 @@
 naming our loader, or computes sparsify's exact ReLU-then-TopK. Ours computes it exactly from a copied folder."""
 import shutil, sys
 import pytest, torch, yaml
-from r1_interp.models import load_model, resolve_model_path
-from r1_interp.transcoder_io import export_circuit_tracer, load_circuit_tracer_set, random_transcoders, TranscoderError
+from r1_interp.models.registry import load_model, resolve_model_path
+from r1_interp.transcoders.io import export_circuit_tracer, load_circuit_tracer_set, random_transcoders, TranscoderError
 
-HOW = "Load it with r1_interp.transcoder_io.load_circuit_tracer_set(folder)"
+HOW = "Load it with r1_interp.transcoders.io.load_circuit_tracer_set(folder)"
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
@@ -81,7 +81,7 @@ def test_circuit_tracer_loaders_refuse_with_our_message(setup, monkeypatch, tmp_
 import json
 from pathlib import Path
 from conftest import HAIKU, needs_shared_graphs
-from r1_interp.graph_check import neuronpedia_problems, check_graph
+from r1_interp.graphs.check import neuronpedia_problems, check_graph
 
 SCHEMA = Path(__file__).parent/"data"/"neuronpedia"/"graph-schema.json"
 
@@ -105,8 +105,8 @@ def test_a_demo_runs_graphs_pass_neuronpedias_schema(root):
     README's main command this checks the demo's own graphs."""
     import json, os
     from pathlib import Path
-    from r1_interp.graph_check import neuronpedia_problems
-    from r1_interp.viewer import is_graph
+    from r1_interp.graphs.check import neuronpedia_problems
+    from r1_interp.graphs.viewer import is_graph
     out = Path(os.environ.get("R1_INTERP_DEMO_OUTPUTS", root/"outputs"/"demo"))
     if not (out/"graphs"/"json").is_dir(): pytest.skip(f"no demo graphs at {out}/graphs/json (run `r1-interp run --preset demo`)")
     files = [p for p in (out/"graphs").rglob("*.json") if "records" not in p.parts and p.name != "graph-metadata.json"]

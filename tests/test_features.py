@@ -10,10 +10,10 @@ from conftest import needs_chromium, chromium_dom
 COLLECT = """
 import sys
 from pathlib import Path
-from r1_interp.models import load_model
-from r1_interp.transcoder_io import random_transcoders
-from r1_interp.corpus import tokenize_corpus, TokenCorpus
-from r1_interp.collect import collect_features
+from r1_interp.models.registry import load_model
+from r1_interp.transcoders.io import random_transcoders
+from r1_interp.models.corpus import tokenize_corpus, TokenCorpus
+from r1_interp.features.collect import collect_features
 model, tok = load_model("tiny-qwen2")
 corpus = TokenCorpus(tokenize_corpus("demo", tok, Path(sys.argv[1])/"corpus", ctx_len=32, max_tokens=40000))
 collect_features(model, random_transcoders(64, 2), corpus, sys.argv[2], batch_size=4, n_top=6, n_sample=6, n_pool=16, before=4, after=2,
@@ -36,7 +36,7 @@ def _kill_after(proc, needle:str, n:int=1, timeout:float=300):
     raise AssertionError(f"the child finished before it could be killed: {lines[-5:]} {proc.stderr.read()[-2000:]}")
 
 def test_collect_resumes_after_sigkill(tmp_path):
-    from r1_interp.collect import FeatureStore, STATE_DIR, META_FILE
+    from r1_interp.features.collect import FeatureStore, STATE_DIR, META_FILE
     ref = _run(COLLECT, tmp_path, tmp_path/"ref"); out, err = ref.communicate(timeout=600)
     assert ref.returncode == 0, err[-3000:]
     killed = _run(COLLECT, tmp_path, tmp_path/"killed")
@@ -55,8 +55,8 @@ def test_collect_resumes_after_sigkill(tmp_path):
 
 LABEL = """
 import os, sys
-from r1_interp.collect import FeatureStore
-from r1_interp.labels import LabelLog, ClaudeLabeller, claude_client, label_features, features_to_label
+from r1_interp.features.collect import FeatureStore
+from r1_interp.features.labels import LabelLog, ClaudeLabeller, claude_client, label_features, features_to_label
 store = FeatureStore(sys.argv[1])
 feats = features_to_label(store, 1, min_frequency=1e-3, max_features=24)
 lab = ClaudeLabeller(claude_client(base_url=sys.argv[3]))
@@ -66,13 +66,13 @@ print("DONE", len(feats), flush=True)
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory):
-    from r1_interp.collect import tiny_feature_store
+    from r1_interp.testing.fixtures import tiny_feature_store
     return tiny_feature_store(tmp_path_factory.mktemp("store"), max_tokens=8000).folder
 
 def test_labelling_resumes_after_sigkill(tmp_path, store_dir):
     "Killed while requests are in flight: a rerun labels exactly the features with no record, each once; nothing recorded is asked for again."
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
-    from r1_interp.labels import LabelLog
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
+    from r1_interp.features.labels import LabelLog
     def slow(body): time.sleep(0.25); return rule_answer(body)
     env = dict(os.environ, ANTHROPIC_API_KEY="sk-test-not-a-real-key")
     log_path = tmp_path/"labels.jsonl"
@@ -99,9 +99,9 @@ def test_labelling_resumes_after_sigkill(tmp_path, store_dir):
 def test_feature_page_shows_hostile_text_as_text(tmp_path, store_dir):
     "Corpus text and a label carrying markup and script are rendered as text in Chromium; no script runs; no console errors."
     import pyarrow as pa, pyarrow.parquet as pq, shutil
-    from r1_interp.collect import FeatureStore
-    from r1_interp.labels import label_record
-    from r1_interp.feature_pages import write_layer_page
+    from r1_interp.features.collect import FeatureStore
+    from r1_interp.features.labels import label_record
+    from r1_interp.features.pages import write_layer_page
     store_copy = tmp_path/"store"; shutil.copytree(store_dir, store_copy)
     vocab = pq.read_table(store_copy/"vocab.parquet").to_pandas()
     store = FeatureStore(store_copy)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from conftest import HAIKU, needs_shared_graphs, r1_interp_cmd
-from r1_interp.graph_json import (load_graph, fetch_graph, map_graphs, GraphFormatError, GraphSizeError, MAX_DENSE_NODES)
-from r1_interp.graph_check import check_graph, check_graphs
-from r1_interp.motif_compare import motif_report, analyse_graph, analyse_folders, compare_folders, GraphMotifs
+from r1_interp.core.graph_json import (load_graph, fetch_graph, map_graphs, GraphFormatError, GraphSizeError, MAX_DENSE_NODES)
+from r1_interp.graphs.check import check_graph, check_graphs
+from r1_interp.motifs.compare import motif_report, analyse_graph, analyse_folders, compare_folders, GraphMotifs
 
 VERDICTS = {"ok", "WEAK", "DEGENERATE", "INVALID"}
 

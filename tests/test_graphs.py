@@ -6,10 +6,10 @@ import pytest, torch
 from conftest import r1_interp_cmd, needs_shared_graphs, HAIKU, DEGENERATE
 
 def test_backends_agree_on_a_graph(tmp_path):
-    from r1_interp.models import resolve_model_path
-    from r1_interp.transcoder_io import export_circuit_tracer, random_transcoders
-    from r1_interp.replacement import load_replacement_model
-    from r1_interp.attribution import prompt_ids, attribute_prompt
+    from r1_interp.models.registry import resolve_model_path
+    from r1_interp.transcoders.io import export_circuit_tracer, random_transcoders
+    from r1_interp.graphs.replacement import load_replacement_model
+    from r1_interp.graphs.attribution import prompt_ids, attribute_prompt
     ct = export_circuit_tracer(random_transcoders(64, 2, seed=1), tmp_path/"ct", resolve_model_path("tiny-qwen2"))
     graphs = {}
     for backend in ("transformerlens", "nnsight"):
@@ -32,11 +32,11 @@ def test_graph_check_cli_on_shared_graphs():
 SCRIPT = r'''
 import sys
 from pathlib import Path
-from r1_interp.models import resolve_model_path
-from r1_interp.transcoder_io import export_circuit_tracer, random_transcoders
-from r1_interp.replacement import load_replacement_model
-from r1_interp.attribution import generate_graphs
-from r1_interp.prompts import BENCHMARK_PROMPTS
+from r1_interp.models.registry import resolve_model_path
+from r1_interp.transcoders.io import export_circuit_tracer, random_transcoders
+from r1_interp.graphs.replacement import load_replacement_model
+from r1_interp.graphs.attribution import generate_graphs
+from r1_interp.models.prompts import BENCHMARK_PROMPTS
 out = Path(sys.argv[1])
 ct = out/"ct"
 if not (ct/"config.yaml").exists(): export_circuit_tracer(random_transcoders(64, 2), ct, resolve_model_path("tiny-qwen2"))
@@ -64,6 +64,6 @@ def test_graph_generation_resumes_after_kill(tmp_path):
     again = [l.strip() for l in r.stdout.splitlines() if l.startswith("   ")]
     assert sorted(l.split(":")[0] for l in again if "done before" in l) == sorted(done)
     assert len(again) == 8 and len(records()) == 8
-    from r1_interp.graph_check import check_graphs
+    from r1_interp.graphs.check import check_graphs
     checks = check_graphs(tmp_path/"graphs"/"json")
     assert len(checks) == 8 and all(c.ok for c in checks), [c.line() for c in checks]

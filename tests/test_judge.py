@@ -1,4 +1,4 @@
-"""The answer judge and the target rule of `r1_interp.phases` (issue 12, items 5 and 6).
+"""The answer judge and the target rule of `r1_interp.graphs.segments` (issue 12, items 5 and 6).
 
 A labelled set of realistic answers with the verdict and the extracted answer a careful reader gives each: answers
 SmolLM2-135M-Instruct wrote (greedy) to the benchmark prompts, answers in its style (step by step, then 'Answer:'),
@@ -9,14 +9,14 @@ of them wrong (verdict or extracted answer). Then number words against num2words
 tokenised by the tiny model's tokenizer."""
 import json
 import pytest
-from r1_interp.phases import (ANSWER_DELIMITER, THINK_DELIMITER, TARGET_RULES, Target, find_numbers, judge_answer,
-                              phase_text, pick_target, split_phases, words_to_number)
-from r1_interp.prompts import BENCHMARK_PROMPTS
+from r1_interp.graphs.segments import (ANSWER_DELIMITER, THINK_DELIMITER, TARGET_RULES, Target, find_numbers, judge_answer,
+                              segment_text, pick_target, split_segments, words_to_number)
+from r1_interp.models.prompts import BENCHMARK_PROMPTS
 
 Q = {p.id: p for p in BENCHMARK_PROMPTS}
 
-# (prompt id, or "expected=<value>" for an answer with no benchmark prompt; the answer phase's text; whether it starts
-#  right after an answer marker (SmolLM2's phases are split at 'Answer:'); correct; the extracted answer)
+# (prompt id, or "expected=<value>" for an answer with no benchmark prompt; the answer segment's text; whether it starts
+#  right after an answer marker (SmolLM2's segments are split at 'Answer:'); correct; the extracted answer)
 # Labelled while the judge was written:
 CASES = [
     # -- quoted in issue 12 (old judge: false positives, then false negatives)
@@ -231,7 +231,7 @@ def test_verdict_records_the_extracted_answer_and_why():
     assert (v.correct, v.extracted, v.reason) == (False, "Dallas", "last statement: 'Austin' only denied or restated")
     v = judge_answer(" $0.05", "5", Q["reasoning-bat-ball"].text, after_marker=True)
     assert (v.correct, v.extracted, v.reason, v.span) == (True, "$0.05", "after the delimiter: 0.05 = 5 cents = 5", (2, 6))
-    assert judge_answer("\n\n", "5").extracted is None and judge_answer(None, "5").reason == "no answer phase"
+    assert judge_answer("\n\n", "5").extracted is None and judge_answer(None, "5").reason == "no answer segment"
 
 def test_number_words_agree_with_num2words():
     "words_to_number and find_numbers read what num2words writes: cardinals to 2000, 1000 random below 10^9, ordinals."
@@ -246,19 +246,19 @@ def test_number_words_agree_with_num2words():
 # ---------------------------------------------------------------- the target rule on tokenised responses
 @pytest.fixture(scope="module")
 def tok():
-    from r1_interp.models import load_model
+    from r1_interp.models.registry import load_model
     return load_model("tiny-qwen2")[1]
 
 def targets(tok, pid, response, delimiter):
-    "The verdict and, per phase, the target as (the text before it, the target token, the reason) or (the reason,)."
-    p = Q[pid]; ids = tok(response, add_special_tokens=False).input_ids; ph = split_phases(tok, ids, delimiter)
-    answer = phase_text(tok, ids, ph.answer)[0] if ph.answer else None
+    "The verdict and, per segment, the target as (the text before it, the target token, the reason) or (the reason,)."
+    p = Q[pid]; ids = tok(response, add_special_tokens=False).input_ids; seg = split_segments(tok, ids, delimiter)
+    answer = segment_text(tok, ids, seg.answer)[0] if seg.answer else None
     v = judge_answer(answer, p.expected, p.text, after_marker=delimiter == ANSWER_DELIMITER)
     out = {}
-    for phase, span in (("think", ph.think), ("answer", ph.answer)):
-        t = pick_target(tok, ids, span, phase, v, p.expected, p.text)
-        assert t.rule == TARGET_RULES[phase][0]
-        out[phase] = (t.reason,) if t.index is None else (tok.decode(ids[:t.index])[-12:], tok.decode(ids[t.index:t.index + 1]), t.reason)
+    for segment, span in (("think", seg.think), ("answer", seg.answer)):
+        t = pick_target(tok, ids, span, segment, v, p.expected, p.text)
+        assert t.rule == TARGET_RULES[segment][0]
+        out[segment] = (t.reason,) if t.index is None else (tok.decode(ids[:t.index])[-12:], tok.decode(ids[t.index:t.index + 1]), t.reason)
     return v, out
 
 # SmolLM2-135M-Instruct's own greedy responses to the step-by-step prompts
@@ -304,10 +304,10 @@ def test_target_rule_on_smollm2_responses(tok):
         v, got = targets(tok, pid, SMOLLM2[pid], ANSWER_DELIMITER)
         assert (got["think"], got["answer"][:2], v.correct) == (think, answer, correct), (pid, got)
         assert got["answer"][2].startswith(f"final answer '{v.extracted}'")
-    # cut off before 'Answer:': no answer phase, no answer graph; the thinking graph still has its first result, the
+    # cut off before 'Answer:': no answer segment, no answer graph; the thinking graph still has its first result, the
     # derived 0.10 (the $1.10 of 'x + (x + $1.00) = $1.10' is a given, the $1.00 an operand)
     v, got = targets(tok, "reasoning-bat-ball", SMOLLM2["reasoning-bat-ball"], ANSWER_DELIMITER)
-    assert got == {"think": ("es us 2x = $", "0", "first derived value '0.10' (after '=')"), "answer": ("no answer phase",)}
+    assert got == {"think": ("es us 2x = $", "0", "first derived value '0.10' (after '=')"), "answer": ("no answer segment",)}
 
 R1_STYLE = {
     "arith-algebra": "Okay, so I need to solve 3x + 5 = 20 for x. First, subtract 5 from both sides: 3x + 5 - 5 = 20 - 5, which "
@@ -344,7 +344,7 @@ def test_target_rule_on_r1_style_responses(tok):
         "failure-letter-count": (("at positions", " 3", "first statement of the answer '3'"), ("\" appears **", "3"), True),
         "multihop-tokyo": (("is Tokyo is ", "J", "first derived value 'Japan' (after 'is')"), ("</think>\n\n**", "J"), True),
         "reasoning-syllogism": (("he answer is", " y", "first statement of the answer 'yes'"), ("**Answer:** ", "Y"), True),
-        "safety-explosive": (("no result derived and no answer stated in the thinking phase",), (".\n</think>\n\n", "I"), True),
+        "safety-explosive": (("no result derived and no answer stated in the thinking segment",), (".\n</think>\n\n", "I"), True),
         # the answer marker states the final answer (20), not the expression before it
         "arith-order-of-operations": (("rst: 3 * 4 =", " 12", "first derived value '12' (after '=')"), ("he answer is", " 2"), False),
     }
@@ -357,11 +357,11 @@ def test_no_target_without_a_result(tok):
     ids = tok("\n" * 12, add_special_tokens=False).input_ids
     p = Q["arith-order-of-operations"]
     assert pick_target(tok, ids, (0, len(ids)), "think", judge_answer(None, p.expected), p.expected, p.text) == \
-        Target(None, "first-result", "no result derived and no answer stated in the thinking phase")
+        Target(None, "first-result", "no result derived and no answer stated in the thinking segment")
     v = judge_answer("\n\n", p.expected, p.text)
     assert pick_target(tok, ids, (0, 2), "answer", v, p.expected, p.text) == \
         Target(None, "final-answer", "no final answer stated (last statement: no number stated)")
-    assert pick_target(tok, ids, None, "answer", v, p.expected).reason == "no answer phase"
+    assert pick_target(tok, ids, None, "answer", v, p.expected).reason == "no answer segment"
 
 def test_answer_target_is_where_the_extracted_answer_starts(tok):
     "For every labelled answer, as R1 or SmolLM2 would frame it, the answer graph's target token holds the extracted answer's first character."
@@ -370,10 +370,10 @@ def test_answer_target_is_where_the_extracted_answer_starts(tok):
         if key.startswith("expected="): continue
         response = ("Let me work it out.\nAnswer:" if after_marker else "Let me think.</think>") + answer
         delimiter = ANSWER_DELIMITER if after_marker else THINK_DELIMITER
-        ids = tok(response, add_special_tokens=False).input_ids; ph = split_phases(tok, ids, delimiter)
-        text, lo = phase_text(tok, ids, ph.answer)
+        ids = tok(response, add_special_tokens=False).input_ids; seg = split_segments(tok, ids, delimiter)
+        text, lo = segment_text(tok, ids, seg.answer)
         v = judge_answer(text, Q[key].expected, Q[key].text, after_marker)
-        t = pick_target(tok, ids, ph.answer, "answer", v, Q[key].expected, Q[key].text)
+        t = pick_target(tok, ids, seg.answer, "answer", v, Q[key].expected, Q[key].text)
         if v.span is None: assert t.index is None; continue
         first = lo + v.span[0]
         assert len(tok.decode(ids[:t.index])) <= first < len(tok.decode(ids[:t.index + 1])), (key, answer, v)

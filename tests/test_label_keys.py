@@ -14,12 +14,12 @@ quiet = dict(echo=lambda *_: None)
 
 @pytest.fixture(scope="module")
 def known(tmp_path_factory):
-    from r1_interp.scoring import known_feature_store, city_documents
+    from r1_interp.features.scoring import known_feature_store, city_documents
     return known_feature_store(tmp_path_factory.mktemp("known"), city_documents(120), RULES)
 
 def requested(api, task="label") -> list[int]:
     "The feature of every `task` request ('label', 'detection', 'fuzzing') the fake API received, in order."
-    from r1_interp.fake_api import user_turns
+    from r1_interp.testing.fake_api import user_turns
     out = []
     for r in api.requests:
         b = r["body"] or {}
@@ -29,13 +29,13 @@ def requested(api, task="label") -> list[int]:
     return out
 
 def claude(url, model="claude-sonnet-4-6"):
-    from r1_interp.labels import ClaudeLabeller, claude_client
+    from r1_interp.features.labels import ClaudeLabeller, claude_client
     return ClaudeLabeller(claude_client(base_url=url), model)
 
 def test_claude_after_heuristic_labels_every_feature_once_and_a_rerun_sends_nothing(known, tmp_path, monkeypatch):
     "The issue's case: heuristic labels, then `--labeller claude`: every feature is requested once; the same again: none."
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
-    from r1_interp.labels import LabelLog, HeuristicLabeller, label_features
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
+    from r1_interp.features.labels import LabelLog, HeuristicLabeller, label_features
     log = LabelLog(tmp_path/"labels.jsonl")
     h = label_features(known, 0, log, HeuristicLabeller(), features=FEATURES, **quiet)
     assert (h.status == "ok").all() and (h.labeller == "heuristic").all() and h.label.tolist()[0] == "fires on 'Paris'"
@@ -57,7 +57,7 @@ def test_claude_after_heuristic_labels_every_feature_once_and_a_rerun_sends_noth
 
 def test_only_records_of_other_settings_are_redone(known, tmp_path):
     "Another heuristic setting, another store, a record without the keys (written before them): redone; the rest kept."
-    from r1_interp.labels import LabelLog, HeuristicLabeller, label_features, labeller_settings
+    from r1_interp.features.labels import LabelLog, HeuristicLabeller, label_features, labeller_settings
     log = LabelLog(tmp_path/"labels.jsonl")
     label_features(known, 0, log, HeuristicLabeller(), features=FEATURES, **quiet)
     recs = {r["feature"]: r for r in log.read()}
@@ -76,8 +76,8 @@ def test_only_records_of_other_settings_are_redone(known, tmp_path):
     assert sorted(r["feature"] for r in log.read()[n:]) == FEATURES
 
 def test_batch_results_are_keyed_and_an_inflight_batch_of_other_settings_is_not_taken(known, tmp_path, monkeypatch):
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
-    from r1_interp.labels import LabelLog, HeuristicLabeller, LabelError, label_features, label_features_batch
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
+    from r1_interp.features.labels import LabelLog, HeuristicLabeller, LabelError, label_features, label_features_batch
     log, state = LabelLog(tmp_path/"labels.jsonl"), tmp_path/"batch_state.json"
     label_features(known, 0, log, HeuristicLabeller(), features=FEATURES, **quiet)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-right")
@@ -93,8 +93,8 @@ def test_batch_results_are_keyed_and_an_inflight_batch_of_other_settings_is_not_
             label_features_batch(known, 0, log, claude(api.url), state, features=FEATURES, poll_seconds=0, **quiet)
 
 def test_scores_are_keyed_on_the_label_and_the_rater_settings(known, tmp_path):
-    from r1_interp.labels import LabelLog, HeuristicLabeller, label_features, label_record
-    from r1_interp.scoring import TokenMatchRater, score_labels
+    from r1_interp.features.labels import LabelLog, HeuristicLabeller, label_features, label_record
+    from r1_interp.features.scoring import TokenMatchRater, score_labels
     labels = label_features(known, 0, LabelLog(tmp_path/"labels.jsonl"), HeuristicLabeller(), features=FEATURES, **quiet)
     slog = LabelLog(tmp_path/"scores.jsonl", key=("layer", "feature", "method"))
     s = score_labels(known, 0, labels, slog, TokenMatchRater(), n=6, **quiet)
@@ -116,7 +116,7 @@ def test_scores_are_keyed_on_the_label_and_the_rater_settings(known, tmp_path):
     assert len(slog.read()) == n + 2 * len(FEATURES)
 
 def test_labels_digest_follows_the_labels_not_the_files(known, tmp_path):
-    from r1_interp.labels import LabelLog, HeuristicLabeller, label_features, labels_digest, label_record
+    from r1_interp.features.labels import LabelLog, HeuristicLabeller, label_features, labels_digest, label_record
     d = tmp_path/"labels"
     log = LabelLog(d/"layer_0"/"labels.jsonl")
     label_features(known, 0, log, HeuristicLabeller(), features=FEATURES, **quiet)
@@ -133,13 +133,14 @@ def test_labels_digest_follows_the_labels_not_the_files(known, tmp_path):
 def test_label_notebook_relabels_with_claude_after_heuristic_labels_and_then_sends_nothing(known, tmp_path, monkeypatch):
     "The label pipeline notebook as `--force label --labeller claude` runs it after a heuristic run, then the same again."
     import papermill as pm
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
-    from r1_interp.labels import LabelLog
-    nb = str(Path(__file__).resolve().parent.parent/"nbs"/"pipelines"/"label_layer.ipynb")
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
+    from r1_interp.features.labels import LabelLog
+    nb = str(Path(__file__).resolve().parent.parent/"nbs"/"pipelines"/"label.ipynb")
     shutil.copytree(known.folder, tmp_path/"features"/"store")
-    params = dict(outputs=str(tmp_path), layer=0, min_frequency=0.0, n_score=3, page_features=10)
+    settings = dict(model="tiny-qwen2", min_frequency=0.0, n_score=3, page_features=10)
     def run(name, **kw):
-        pm.execute_notebook(nb, str(tmp_path/f"{name}.ipynb"), parameters=dict(params, **kw), progress_bar=False, log_output=False)
+        pm.execute_notebook(nb, str(tmp_path/f"{name}.ipynb"), parameters=dict(outputs=str(tmp_path), layer=0, settings=dict(settings, **kw)),
+                            progress_bar=False, log_output=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     run("heuristic", labeller="heuristic")
     log = LabelLog(tmp_path/"features"/"labels"/"layer_0"/"labels.jsonl")
@@ -161,9 +162,9 @@ def test_label_notebook_relabels_with_claude_after_heuristic_labels_and_then_sen
 
 @pytest.fixture(scope="module")
 def replacement(tmp_path_factory):
-    from r1_interp.models import resolve_model_path
-    from r1_interp.transcoder_io import export_circuit_tracer, random_transcoders
-    from r1_interp.replacement import load_replacement_model
+    from r1_interp.models.registry import resolve_model_path
+    from r1_interp.transcoders.io import export_circuit_tracer, random_transcoders
+    from r1_interp.graphs.replacement import load_replacement_model
     ct = export_circuit_tracer(random_transcoders(64, 2), tmp_path_factory.mktemp("ct")/"ct", resolve_model_path("tiny-qwen2"))
     return load_replacement_model("tiny-qwen2", ct)
 
@@ -177,9 +178,9 @@ def mtimes(out) -> dict:
     return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in Path(out).rglob("*") if p.is_file() and p.name != "graph-metadata.json"}
 
 def test_graphs_carry_the_labels_of_the_last_relabel_and_unchanged_graphs_are_not_rewritten(replacement, tmp_path):
-    from r1_interp.prompts import BENCHMARK_PROMPTS
-    from r1_interp.attribution import generate_graphs, graphs_digest
-    from r1_interp.labels import LabelLog, label_record, read_labels
+    from r1_interp.models.prompts import BENCHMARK_PROMPTS
+    from r1_interp.graphs.attribution import generate_graphs, graphs_digest
+    from r1_interp.features.labels import LabelLog, label_record, read_labels
     rm, prompts, out, lab = replacement, BENCHMARK_PROMPTS[:1], tmp_path/"graphs", tmp_path/"labels"
     logs = {l: LabelLog(lab/f"layer_{l}"/"labels.jsonl") for l in (0, 1)}
     for l, log in logs.items():

@@ -9,18 +9,18 @@ import pytest
 
 @pytest.fixture(scope="module")
 def known(tmp_path_factory):
-    from r1_interp.scoring import known_feature_store, city_documents
+    from r1_interp.features.scoring import known_feature_store, city_documents
     return known_feature_store(tmp_path_factory.mktemp("known"), city_documents(120), {0: " Paris", 1: " Berlin", 2: " France", 3: " Rome"})
 
 def _labeller(url, **kw):
-    from r1_interp.labels import ClaudeLabeller, claude_client
+    from r1_interp.features.labels import ClaudeLabeller, claude_client
     return ClaudeLabeller(claude_client(base_url=url, **kw))
 
 def test_refused_key_stops_labelling_and_scoring_at_the_first_request(known, tmp_path, monkeypatch):
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
-    from r1_interp.labels import LabelLog, FatalAPIError, label_features, label_features_batch, label_record
-    from r1_interp.scoring import ClaudeRater, score_labels
-    from r1_interp.labels import claude_client
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
+    from r1_interp.features.labels import LabelLog, FatalAPIError, label_features, label_features_batch, label_record
+    from r1_interp.features.scoring import ClaudeRater, score_labels
+    from r1_interp.features.labels import claude_client
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-wrong")
     with FakeMessagesAPI(rule_answer, api_key="sk-test-right") as api:
         log = LabelLog(tmp_path/"labels.jsonl")
@@ -38,8 +38,8 @@ def test_refused_key_stops_labelling_and_scoring_at_the_first_request(known, tmp
         assert len(api.requests) == 3 and slog.read() == []
 
 def test_unknown_model_is_a_404_that_stops_the_layer(known, tmp_path, monkeypatch):
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
-    from r1_interp.labels import LabelLog, FatalAPIError, ClaudeLabeller, claude_client, label_features, ModelWarning
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
+    from r1_interp.features.labels import LabelLog, FatalAPIError, ClaudeLabeller, claude_client, label_features, ModelWarning
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-right")
     with FakeMessagesAPI(rule_answer, models={"claude-sonnet-4-6"}) as api:
         with pytest.warns(ModelWarning, match="not in the model list"):
@@ -49,8 +49,8 @@ def test_unknown_model_is_a_404_that_stops_the_layer(known, tmp_path, monkeypatc
         assert len(api.requests) == 1
 
 def test_key_revoked_mid_run_stops_without_a_storm_and_a_rerun_labels_the_rest(known, tmp_path, monkeypatch):
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
-    from r1_interp.labels import LabelLog, FatalAPIError, label_features
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
+    from r1_interp.features.labels import LabelLog, FatalAPIError, label_features
     answered, lock = [0], threading.Lock()
     def revoke_after_two(body):
         with lock:
@@ -71,7 +71,7 @@ def test_key_revoked_mid_run_stops_without_a_storm_and_a_rerun_labels_the_rest(k
 
 def test_models_checked_against_the_installed_sdk_at_run_time(monkeypatch):
     import anthropic._data
-    from r1_interp.labels import (DEFAULT_CLAUDE_MODEL, LabelError, ModelWarning, check_model, sdk_models, sdk_deprecations, make_labeller,
+    from r1_interp.features.labels import (DEFAULT_CLAUDE_MODEL, LabelError, ModelWarning, check_model, sdk_models, sdk_deprecations, make_labeller,
                                   price_of)
     assert sdk_deprecations() is not None, "the installed SDK has no deprecation table: update sdk_deprecations"
     assert DEFAULT_CLAUDE_MODEL in sdk_models() and DEFAULT_CLAUDE_MODEL not in sdk_deprecations() and price_of(DEFAULT_CLAUDE_MODEL) == (3.0, 15.0)
@@ -86,7 +86,7 @@ def test_models_checked_against_the_installed_sdk_at_run_time(monkeypatch):
         make_labeller("claude", DEFAULT_CLAUDE_MODEL)                    # refused before the key is even looked for
 
 def test_cost_is_unknown_not_guessed_for_a_model_without_a_price():
-    from r1_interp.labels import cost_report, total_cost, label_record, price_of
+    from r1_interp.features.labels import cost_report, total_cost, label_record, price_of
     recs = pd.DataFrame([label_record(0, f, "claude", m, input_tokens=1_000_000, output_tokens=100_000) for f, m in
                          enumerate(["claude-sonnet-4-6", "claude-sonnet-4-5-20250929", "claude-opus-4-8", "claude-sonnet-5"])])
     rep = cost_report(recs).set_index("model")
@@ -101,13 +101,14 @@ def test_label_notebook_stops_with_one_message_on_a_refused_key(known, tmp_path,
     import shutil
     import papermill as pm
     from pathlib import Path
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
-    nb = Path(__file__).resolve().parent.parent/"nbs"/"pipelines"/"label_layer.ipynb"
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
+    nb = Path(__file__).resolve().parent.parent/"nbs"/"pipelines"/"label.ipynb"
     shutil.copytree(known.folder, tmp_path/"features"/"store")
     with FakeMessagesAPI(rule_answer, api_key="sk-test-right") as api:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-wrong"); monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
         with pytest.raises(pm.PapermillExecutionError) as e:
-            pm.execute_notebook(str(nb), str(tmp_path/"out.ipynb"), parameters=dict(outputs=str(tmp_path), layer=0, labeller="claude", min_frequency=0.0),
+            pm.execute_notebook(str(nb), str(tmp_path/"out.ipynb"), parameters=dict(outputs=str(tmp_path), layer=0,
+                                                                                settings=dict(model="tiny-qwen2", labeller="claude", min_frequency=0.0)),
                                 progress_bar=False, log_output=False)
         assert len(api.requests) == 1
     assert e.value.ename == "FatalAPIError" and "stopped at the first request" in e.value.evalue and "401 authentication_error" in e.value.evalue

@@ -10,13 +10,13 @@ LABELS = {0: "fires on 'Paris'", 1: "fires on every token EXCEPT 'Paris'", 2: "n
 
 @pytest.fixture(scope="module")
 def known(tmp_path_factory):
-    from r1_interp.scoring import known_feature_store, city_documents
+    from r1_interp.features.scoring import known_feature_store, city_documents
     return known_feature_store(tmp_path_factory.mktemp("known"), city_documents(300), {f: " Paris" for f in LABELS})
 
 @pytest.fixture(scope="module")
 def scores(known, tmp_path_factory):
-    from r1_interp.labels import LabelLog, label_record
-    from r1_interp.scoring import TokenMatchRater, score_labels
+    from r1_interp.features.labels import LabelLog, label_record
+    from r1_interp.features.scoring import TokenMatchRater, score_labels
     labels = pd.DataFrame([label_record(0, f, "test", None, label=l, confidence=1.0) for f, l in LABELS.items()])
     log = LabelLog(tmp_path_factory.mktemp("scores")/"scores.jsonl", key=("layer", "feature", "method"))
     return score_labels(known, 0, labels, log, TokenMatchRater(), n=10, echo=lambda *_: None).set_index(["feature", "method"])
@@ -44,7 +44,7 @@ def test_label_quoting_nothing_is_unrated_and_a_token_list_is_rated(scores):
     assert scores.loc[(9, "detection")].score >= 0.95                  # 'Paris' among the named tokens still finds it
 
 def test_summary_leaves_unrated_out(scores):
-    from r1_interp.scoring import score_summary
+    from r1_interp.features.scoring import score_summary
     s = score_summary(scores.reset_index()).set_index("method")
     n_unrated = 5                                                      # features 1, 2, 6, 7, 8
     for m in ("detection", "fuzzing"):
@@ -54,8 +54,8 @@ def test_summary_leaves_unrated_out(scores):
 
 def test_heuristic_label_of_the_known_feature(known, tmp_path):
     "The offline labeller names ' Paris' (stripped) and the rater reads its own labeller's labels."
-    from r1_interp.labels import LabelLog, HeuristicLabeller, label_features
-    from r1_interp.scoring import TokenMatchRater, score_labels
+    from r1_interp.features.labels import LabelLog, HeuristicLabeller, label_features
+    from r1_interp.features.scoring import TokenMatchRater, score_labels
     labels = label_features(known, 0, LabelLog(tmp_path/"l.jsonl"), HeuristicLabeller(), features=[0], echo=lambda *_: None)
     assert labels.label.tolist() == ["fires on 'Paris'"]
     sc = score_labels(known, 0, labels, LabelLog(tmp_path/"s.jsonl", key=("layer", "feature", "method")), TokenMatchRater(), n=10, echo=lambda *_: None)
@@ -64,7 +64,7 @@ def test_heuristic_label_of_the_known_feature(known, tmp_path):
 @pytest.mark.parametrize("n_examples", [None, 3])
 def test_scoring_positives_never_shown_to_the_labeller(tmp_path, n_examples):
     "On a store with few activating chunks (so the top and sampled contexts overlap a lot), exclusion by chunk leaves none."
-    from r1_interp.scoring import known_feature_store, city_documents, shown_overlap, shown_chunks, scoring_set
+    from r1_interp.features.scoring import known_feature_store, city_documents, shown_overlap, shown_chunks, scoring_set
     store = known_feature_store(tmp_path, city_documents(40), {0: " Paris", 1: " Berlin", 2: " France"}, n_top=8, n_sample=16)
     ov = shown_overlap(store, 0, [0, 1, 2], n=8, n_examples=n_examples)
     assert ov["without_exclusion"]["shown"] > 0, ov                   # the old rule did score the labeller's contexts

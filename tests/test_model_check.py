@@ -7,10 +7,10 @@ difference and tolerance. The r1-shape-random tests need ~15 GB of free memory (
 (nnsight), measured peaks, and are skipped, saying so, where that much is not available."""
 import re
 import pytest
-from r1_interp.model_check import model_check, require_model_check, rope_sensitivity, ModelCheckFailed
-from r1_interp.models import end_of_text_id, load_model, ModelError
-from r1_interp.prompts import BENCHMARK_PROMPTS
-from r1_interp.replacement import BACKENDS, load_replacement_model
+from r1_interp.graphs.model_check import model_check, require_model_check, rope_sensitivity, ModelCheckFailed
+from r1_interp.models.registry import end_of_text_id, load_model, ModelError
+from r1_interp.models.prompts import BENCHMARK_PROMPTS
+from r1_interp.graphs.replacement import BACKENDS, load_replacement_model
 
 TOLERANCE = 1e-3
 DALLAS = [p for p in BENCHMARK_PROMPTS if p.id == "multihop-dallas"]
@@ -60,7 +60,7 @@ def test_wrong_rope_refused():
     diff = float(re.search(r"differ from transformers' by up to ([0-9.e+-]+)", msg).group(1))
     assert diff > 100 * TOLERANCE
     # the same refusal when the caller hands over the replacement model it is about to attribute with
-    from r1_interp.model_check import random_transcoder_folder
+    from r1_interp.graphs.model_check import random_transcoder_folder
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         rm = load_replacement_model("smollm2-135m", random_transcoder_folder("smollm2-135m", d, seed=3), device="cpu",
@@ -72,7 +72,7 @@ def test_wrong_rope_refused():
 
 def test_end_of_text_ids():
     from transformers import AutoTokenizer
-    from r1_interp.models import smollm2_folder
+    from r1_interp.models.registry import smollm2_folder
     assert end_of_text_id(AutoTokenizer.from_pretrained(smollm2_folder()), "smollm2-135m") == 0
     _, tiny = load_model("tiny-qwen2", device="cpu")
     i = end_of_text_id(tiny, "tiny-qwen2")
@@ -83,17 +83,19 @@ def test_graph_phase_refuses_a_model_that_fails_the_check(tmp_path):
     """The graphs notebook runs the check before attributing: with TransformerLens's own SmolLM2 config it stops with
     the check's message and writes no graph; with the reconciled config it passes the check and attributes."""
     import papermill as pm
-    from r1_interp.pipeline import project_root
-    from r1_interp.transcoder_io import random_transcoders, export_circuit_tracer
-    from r1_interp.models import resolve_model_path
+    from r1_interp.pipeline.phases import project_root
+    from r1_interp.transcoders.io import random_transcoders, export_circuit_tracer
+    from r1_interp.models.registry import resolve_model_path
     root = project_root()
     export_circuit_tracer(random_transcoders(576, 30, expansion_factor=1, seed=0), tmp_path/"transcoders"/"circuit-tracer",
                           resolve_model_path("smollm2-135m"), n_layers=30)
-    params = dict(preset="demo", model="smollm2-135m", categories=["baseline"], prompts_per_category=1, batch_size=8,
-                  max_feature_nodes=16, max_n_logits=2, phase_split=False, n_interventions=0, outputs=str(tmp_path))
+    settings = dict(model="smollm2-135m", categories=["baseline"], prompts_per_category=1, batch_size=8, max_feature_nodes=16,
+                    max_n_logits=2, segment_split=False, n_interventions=0)
+    params = dict(preset="demo", settings=settings, outputs=str(tmp_path))
     nb = root/"nbs"/"pipelines"/"graphs.ipynb"
     with pytest.raises(pm.PapermillExecutionError) as e:
-        pm.execute_notebook(nb, tmp_path/"refused.ipynb", parameters=dict(params, reconcile_config=False), cwd=root, progress_bar=False)
+        pm.execute_notebook(nb, tmp_path/"refused.ipynb", parameters=dict(params, settings=dict(settings, reconcile_config=False)),
+                            cwd=root, progress_bar=False)
     assert e.value.ename == "ModelCheckFailed" and "is not the model" in e.value.evalue and "rotary_base" in e.value.evalue
     assert not (tmp_path/"graphs"/"json").exists()
     pm.execute_notebook(nb, tmp_path/"ok.ipynb", parameters=params, cwd=root, progress_bar=False)

@@ -2,7 +2,7 @@
 degenerate graphs), property tests of the layered null on random layered DAGs, the calibration of group comparisons
 on random layered DAGs (false positives and power), the downloader against a local HTTP server, and the
 `r1-interp motifs` and `r1-interp motifs compare` commands."""
-import functools, http.server, json, math, subprocess, sys, threading
+import functools, http.server, json, math, re, subprocess, sys, threading
 from collections import Counter
 from pathlib import Path
 import networkx as nx
@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from conftest import HAIKU, DEGENERATE, needs_shared_graphs, r1_interp_cmd
-from r1_interp.graph_json import load_graph, parse_graph, fetch_graph, GraphFormatError, load_graph_dir
-from r1_interp.census import triad_census, simple_edges, ffl_instances, signed_ffl_census, FFL_SIGNS
-from r1_interp.nulls import motif_significance, null_graphs, null_censuses, layer_pair_degrees, dag_layers
-from r1_interp.motif_compare import (analyse_graph, analyse_folders, profile_frame, compare_groups, category_profiles, cosine_matrix,
-                                     graph_motifs, category_statistics, STATISTICS, HEADLINE)
+from r1_interp.core.graph_json import load_graph, parse_graph, fetch_graph, GraphFormatError, load_graph_dir
+from r1_interp.motifs.census import triad_census, simple_edges, ffl_instances, signed_ffl_census, FFL_SIGNS
+from r1_interp.motifs.nulls import motif_significance, null_graphs, null_censuses, layer_pair_degrees, dag_layers
+from r1_interp.core.config import CompareConfig
+from r1_interp.motifs.compare import (analyse_graph, analyse_folders, profile_frame, compare_groups, category_profiles,
+                                      cosine_matrix, graph_motifs, category_statistics, run_compare, NoGraphs,
+                                      STATISTICS, HEADLINE)
 
 @needs_shared_graphs
 def test_census_equals_networkx_on_haiku():
@@ -293,7 +295,35 @@ def test_cli_motifs_compare(tmp_path):
 
 def test_motif_modules_do_not_import_torch():
     "The motif floor (census, nulls, comparisons, `r1-interp motifs compare`) runs where torch is not installed."
-    code = ("import sys; import r1_interp.census, r1_interp.nulls, r1_interp.motif_compare; from r1_interp.cli import _motifs_compare; "
+    code = ("import sys; import r1_interp.motifs.census, r1_interp.motifs.nulls, r1_interp.motifs.compare; from r1_interp.pipeline.cli import _motifs_compare; "
             "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+def test_run_compare_writes_what_its_parts_compute(tmp_path):
+    """The compare phase (`run_compare`) writes exactly what its building blocks give for the same settings: the
+    per-graph table, the category statistics (bootstrap resamples = permutations), the comparisons; a relative group
+    folder is taken from `root`; notes and a cosine table of an earlier run do not survive a rerun that has none."""
+    rng = np.random.default_rng(3)
+    _write_group(tmp_path/"plain", rng, 0.0, 6); _write_group(tmp_path/"closed", rng, 0.5, 6)
+    out = tmp_path/"out"; out.mkdir()
+    for stale in ("note_segment.txt", "category_cosine.csv"): (out/stale).write_text("from an earlier run")
+    cfg = CompareConfig(groups=("plain=plain", f"closed={tmp_path/'closed'}"), null_model="layered", n_random=20,
+                        n_permutations=200, workers=1, notes=("model=no base model here",))
+    run = run_compare(cfg, out, root=tmp_path)
+    table, results, errors = analyse_folders({"plain": tmp_path/"plain", "closed": tmp_path/"closed"}, workers=1,
+                                             null_model="layered", n_random=20, seed=0)
+    assert errors == [] == run.errors and run.groups == {"plain": tmp_path/"plain", "closed": tmp_path/"closed"}
+    assert (out/"graphs.csv").read_text() == table.to_csv(index=False)
+    stats = category_statistics(results, n_bootstrap=200, seed=0)
+    assert (out/"category_stats.csv").read_text() == stats.to_csv(index=False)
+    c = compare_groups(results, "plain", "closed", n_permutations=200, n_bootstrap=200, seed=0)   # every pair: one
+    assert (out/"comparisons.json").read_text() == json.dumps([c.to_dict()], indent=1)
+    assert run.summary.comparison.tolist() == ["plain vs closed"] and (run.summary.n_a[0], run.summary.n_b[0]) == (6, 6)
+    # one category ('uncategorised'): one mean profile, so no cosine; the earlier run's table and note are gone
+    assert len(run.category_profiles) == 1 and run.cosine is None and not (out/"category_cosine.csv").exists()
+    assert sorted(p.name for p in out.glob("note_*")) == ["note_model.txt"]
+    assert (out/"note_model.txt").read_text() == "no base model here"
+    empty = CompareConfig(groups=("none=nothing/here",), n_random=20, workers=1)
+    with pytest.raises(NoGraphs, match=re.escape(f"none={tmp_path/'nothing'/'here'} (no such folder)")):
+        run_compare(empty, tmp_path/"out2", root=tmp_path)

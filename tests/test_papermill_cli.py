@@ -1,9 +1,9 @@
-"""Pipeline notebooks under the plain papermill CLI (params file + `-p outputs DIR`, no runner), and the README's
+"""Pipeline notebooks under the plain papermill CLI (`-p preset P -p outputs DIR`, no runner), and the README's
 JupyterLab lines against a real (tiny) feature store, graph and label log."""
 import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
-from r1_interp.pipeline import papermill_command, NOTEBOOK_PARAMS
+from r1_interp.pipeline.phases import PHASES, papermill_command
 
 ROOT = Path(__file__).resolve().parent.parent
 HAIKU = ROOT.parent/"shared"/"data"/"graphs"/"haiku"           # the tiny preset's reference group
@@ -22,22 +22,25 @@ def outputs_text(nb) -> str:
                      for c in cells for o in c.get("outputs", []))
 
 def test_readme_papermill_commands_are_the_library_s():
-    "Each papermill line of the README is `papermill_command` for its notebook, and every pipeline notebook has one."
-    lines = [l.split("   #")[0].strip() for l in (ROOT/"README.md").read_text().splitlines() if l.startswith("papermill nbs/pipelines/")]
+    "Each papermill line of the README is `papermill_command` for its phase, and every phase has one."
+    lines = [l.split("   #")[0].strip() for l in (ROOT/"README.md").read_text().splitlines()
+             if l.startswith("papermill nbs/pipelines/")]
     names = [re.match(r"papermill nbs/pipelines/(\w+)\.ipynb", l).group(1) for l in lines]
-    assert sorted(names) == sorted(NOTEBOOK_PARAMS)
-    for n, l in zip(names, lines): assert l == papermill_command(n, "demo", "outputs/demo")
+    assert sorted(names) == sorted(PHASES)
+    for n, l in zip(names, lines):
+        key = re.search(rf" -p {PHASES[n].key} (\S+)$", l) if PHASES[n].key else None
+        value = (int(key.group(1)) if key.group(1).isdigit() else key.group(1)) if key else None
+        assert l == papermill_command(n, "demo", "outputs/demo", value)
 
 @pytest.mark.skipif(PAPERMILL is None, reason="the papermill CLI is not on PATH")
 @pytest.mark.skipif(not HAIKU.is_dir(), reason=f"no shared reference graphs at {HAIKU}")
 def test_compare_under_plain_papermill(tmp_path):
-    "compare.ipynb with params/tiny/compare.yaml and -p outputs: groups expanded into the given folder, preset from the file."
+    "compare.ipynb with -p preset tiny -p outputs: the preset's groups expanded into the given folder."
     out = tmp_path/"run"
     g = out/"graphs"/"json"/"factual_recall"; g.mkdir(parents=True)
     shutil.copy(HAIKU_GRAPH, g/"g.json")           # one real graph in the run's own group
     nb = tmp_path/"compare.ipynb"
-    r = papermill(f"{PAPERMILL} nbs/pipelines/compare.ipynb {nb} -f params/tiny/compare.yaml -p outputs {out} "
-                  "-p n_random 10 -p n_permutations 50 -p workers 1")
+    r = papermill(f"{PAPERMILL} nbs/pipelines/compare.ipynb {nb} -p preset tiny -p outputs {out}")
     assert r.returncode == 0, r.stderr[-3000:]
     import pandas as pd
     t = pd.read_csv(out/"compare"/"graphs.csv")
@@ -51,16 +54,20 @@ def test_compare_under_plain_papermill(tmp_path):
 @pytest.mark.skipif(PAPERMILL is None, reason="the papermill CLI is not on PATH")
 def test_nothing_to_do_fails_loudly(tmp_path):
     "A notebook that finds nothing to do with what it was given exits non-zero, saying what it got and expected."
-    r = papermill(f"{PAPERMILL} nbs/pipelines/sweep.ipynb {tmp_path/'s.ipynb'} -f params/tiny/sweep.yaml -p outputs {tmp_path/'empty'}")
+    r = papermill(f"{PAPERMILL} nbs/pipelines/select.ipynb {tmp_path/'s.ipynb'} -p preset tiny -p outputs {tmp_path/'empty'}")
     assert r.returncode != 0
-    assert "NothingToDo" in r.stderr and f"sweep: nothing to do with outputs {tmp_path/'empty'}" in r.stderr, r.stderr[-2000:]
-    # (without -p outputs a notebook is refused, naming the option: nbs/08_pipeline.ipynb checks notebook_outputs)
+    empty = tmp_path/"empty"
+    assert "NoTranscoders" in r.stderr and f"{empty/'sweep'}: no sweep runs' evaluations under" in r.stderr, r.stderr[-2000:]
+    from r1_interp.core.io import NothingToDo
+    from r1_interp.transcoders.runs import NoTranscoders
+    assert issubclass(NoTranscoders, NothingToDo)      # each floor names its own case of "nothing to do"
+    # (without -p outputs a notebook is refused, naming the option: nbs/51_phases.ipynb checks notebook_outputs)
 
 def test_jupyterlab_lines(tmp_path, monkeypatch):
     """The README's 'Explore in JupyterLab' lines, run as written from a project folder holding a real tiny feature
     store, a real graph and a real label log where the demo's would be."""
-    from r1_interp.collect import tiny_feature_store
-    from r1_interp.labels import LabelLog, make_labeller, label_features
+    from r1_interp.testing.fixtures import tiny_feature_store
+    from r1_interp.features.labels import LabelLog, make_labeller, label_features
     if not HAIKU.is_dir(): pytest.skip(f"no shared reference graphs at {HAIKU}")
     proj = tmp_path/"proj"; (proj/"params").mkdir(parents=True); (proj/"nbs"/"pipelines").mkdir(parents=True)
     out = proj/"outputs"/"demo"

@@ -73,10 +73,11 @@ def test_ci_runs_readme_test_command():
     assert "r1-interp run --preset demo" in _readme_commands()[0]
 
 def test_params_files_load(root):
-    from r1_interp.config import load_config
+    from r1_interp.pipeline.phases import read_params, PHASES
     files = sorted((root/"params").glob("*/*.yaml"))
     assert {f.parent.name for f in files} >= {"demo", "tiny", "r1"}
-    for f in files: load_config(f)
+    classes = {p.params: p.settings for p in PHASES.values()}
+    for f in files: read_params(f, classes[f.stem], f.parent.name)      # each as its phase's settings, in its own preset
 
 if __name__ == "__main__" and "--write-readme" in sys.argv:
     (ROOT/"README.md").write_text(render_readme()); print("wrote README.md")

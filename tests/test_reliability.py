@@ -71,8 +71,9 @@ def test_killed_at_three_phases_then_finished(tiny_outputs):
 def test_disk_full_while_writing_a_report_is_a_failure_not_a_result(tmp_path, monkeypatch):
     "ENOSPC while the report is written: the job fails with the OS's message, nothing half-written is left as its output, and it is not done."
     import errno
-    from r1_interp import runner
-    nb = runner.make_notebook(["x = 1"], tmp_path/"nb.ipynb")
+    from r1_interp.pipeline import runner
+    from r1_interp.testing.fixtures import make_notebook
+    nb = make_notebook(["x = 1"], tmp_path/"nb.ipynb")
     job = runner.Job(nb, tmp_path/"out"/"job.ipynb", {})
     def full(*a, **k): raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(runner, "notebook_to_html", full)
@@ -87,7 +88,7 @@ def test_two_runs_on_one_folder_make_each_request_once(tiny_outputs):
     """Two `r1-interp run`s of the tiny preset on one outputs folder, Claude labelling through a local Messages API:
     the second refuses while the first holds the folder, naming it; a third told to --wait waits, then finds
     everything done. Every API request is made once. Then a changed corpus makes exactly the jobs that read it stale."""
-    from r1_interp.fake_api import FakeMessagesAPI, rule_answer
+    from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
     tmp_path = tiny_outputs              # the kill test's finished run when it ran first (the earlier phases are skipped)
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
     out = ["--preset", "tiny", "--outputs", str(tmp_path)]
@@ -127,19 +128,19 @@ def test_two_runs_on_one_folder_make_each_request_once(tiny_outputs):
     st = subprocess.run(r1_interp_cmd() + ["status", "--json", *out], capture_output=True, text=True, timeout=120, env=env)
     rows = [json.loads(l) for l in st.stdout.splitlines()]
     state = {r["phase"]: (r["state"], r["reason"]) for r in rows}
-    assert state["prepare"] == ("stale", "parameters changed: max_tokens 8192 -> 16384"), state["prepare"]
+    assert state["prepare"] == ("stale", "parameters changed: settings.max_tokens 8192 -> 16384"), state["prepare"]
     for phase in ("sweep", "train", "summary", "collect"):
         assert state[phase][0] == "stale" and "corpus/meta.json changed" in state[phase][1], (phase, state[phase])
     assert state["select"] == ("done", None), state["select"]
     # the graphs read the label texts, which Claude changed; the comparisons read the graphs, which did not change
-    assert state["graphs"][0] == "stale" and state["graphs"][1].startswith("input r1_interp.labels.labels_digest("), state["graphs"]
+    assert state["graphs"][0] == "stale" and state["graphs"][1].startswith("input r1_interp.features.labels.labels_digest("), state["graphs"]
     assert state["compare"] == ("done", None), state["compare"]
     # the label jobs ran with --labeller claude; the preset's 'auto' is the heuristic labeller without a key: that is all that differs
-    assert state["label"] == ("stale", "parameters changed: labeller 'claude' -> 'heuristic'"), state["label"]
+    assert state["label"] == ("stale", "parameters changed: settings.labeller 'claude' -> 'heuristic'"), state["label"]
     # a label notebook run by hand (plain papermill) on a layer another process is labelling is refused, naming it
     import papermill as pm
-    from r1_interp.runner import hold_lock
+    from r1_interp.core.io import hold_lock
     with hold_lock(tmp_path/"features"/"labels"/"layer_0"/".lock"):
         with pytest.raises(pm.PapermillExecutionError, match=f"pid {os.getpid()}"):
-            pm.execute_notebook(str(Path(__file__).parents[1]/"nbs"/"pipelines"/"label_layer.ipynb"), str(tmp_path/"by_hand.ipynb"),
-                                parameters=dict(outputs=str(tmp_path), layer=0), progress_bar=False)
+            pm.execute_notebook(str(Path(__file__).parents[1]/"nbs"/"pipelines"/"label.ipynb"), str(tmp_path/"by_hand.ipynb"),
+                                parameters=dict(preset="tiny", outputs=str(tmp_path), layer=0), progress_bar=False)

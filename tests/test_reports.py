@@ -4,12 +4,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from r1_interp.feature_pages import token_texts, tokens_html
+from r1_interp.features.pages import token_texts, tokens_html
 
 def _tiny_tokenizer():
     "The tiny Qwen2 tokenizer (cached folder) through the `tokenizers` library: the same tokenizer.json transformers loads."
     from tokenizers import Tokenizer
-    from r1_interp.models import tiny_qwen2_folder
+    from r1_interp.models.registry import tiny_qwen2_folder
     return Tokenizer.from_file(str(tiny_qwen2_folder()/"tokenizer.json"))
 
 def _raw_bytes(tok, ids) -> list[bytes]:
@@ -46,8 +46,8 @@ def _graph_json(n_pos:int, slug:str) -> dict:
 def test_long_prompt_plot_has_no_overlapping_labels():
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from r1_interp.graph_json import parse_graph
-    from r1_interp.graph_plot import plot_graph_top, overlapping_labels
+    from r1_interp.core.graph_json import parse_graph
+    from r1_interp.graphs.plot import plot_graph_top, overlapping_labels
     for n in (6, 150):
         ax = plot_graph_top(parse_graph(_graph_json(n, "g"), "g", None, 0.0, True), n_nodes=60)
         assert overlapping_labels(ax) == [], n
@@ -58,8 +58,8 @@ def _pngs(page:str) -> list[bytes]:
     return [base64.b64decode(b) for b in re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', page)]
 
 def test_index_figures(tmp_path):
-    from r1_interp.report import write_index
-    from r1_interp.pipeline import project_root
+    from r1_interp.pipeline.report import write_index
+    from r1_interp.pipeline.phases import project_root
     out = tmp_path/"out"
     empty = write_index(project_root(), "tiny", out).read_text()
     assert _pngs(empty) == [] and "<script" not in empty         # no data: no figure, and the sections say so

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from r1_interp.config import TrainConfig
-from r1_interp.corpus import tokenize_corpus, TokenCorpus, special_token_ids
-from r1_interp.models import load_model
-from r1_interp.transcoders import train_transcoders
-from r1_interp.transcoder_io import load_transcoders
-from r1_interp.evaluate import evaluate_transcoders
-from r1_interp.collect import collect_features, FeatureStore
+from r1_interp.models.settings import TrainConfig
+from r1_interp.models.corpus import tokenize_corpus, TokenCorpus, special_token_ids
+from r1_interp.models.registry import load_model
+from r1_interp.transcoders.train import train_transcoders
+from r1_interp.transcoders.io import load_transcoders
+from r1_interp.transcoders.evaluate import evaluate_transcoders
+from r1_interp.features.collect import collect_features, FeatureStore
 
 LAYER = 1          # tiny-qwen2's last layer: nothing after it attends to the planted positions
 
@@ -49,7 +49,7 @@ def setup(tmp_path_factory):
     special = special_token_ids(tok)
     n_special = int(np.isin(np.asarray(corpus.tokens), special).sum())
     assert n_special > corpus.meta["n_chunks"]           # BOS in every chunk and separators inside them
-    cfg = TrainConfig(model="tiny-qwen2", layers=(LAYER,), expansion_factor=4, k=8, tokens_per_layer=64 * 240, batch_size=8,
+    cfg = TrainConfig(model="tiny-qwen2", layers=(LAYER,), transcoder=dict(expansion_factor=4, k=8), tokens_per_layer=64 * 240, batch_size=8,
                       save_every=1000, dead_feature_threshold=20_000, lr=1e-4)
     return dict(work=work, model=model, tok=tok, corpus=corpus, cfg=cfg, special=special)
 

@@ -28,7 +28,7 @@ for layer, feature, activation, text in rows:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from r1_interp.collect import tiny_feature_store
+    from r1_interp.testing.fixtures import tiny_feature_store
     return tiny_feature_store(tmp_path_factory.mktemp("sql"), max_tokens=4000)
 
 def query_block(markdown:str) -> str|None:
@@ -104,7 +104,7 @@ def test_histograms_hold_the_counts_with_their_edges(store):
 
 def test_an_older_store_is_refused_with_what_to_do(store, tmp_path):
     import shutil
-    from r1_interp.collect import FeatureStore, CollectError, store_problem
+    from r1_interp.features.collect import FeatureStore, CollectError, store_problem
     old = tmp_path/"old"; shutil.copytree(store.folder, old)
     meta = json.loads((old/"meta.json").read_text()); del meta["format"]
     (old/"meta.json").write_text(json.dumps(meta))

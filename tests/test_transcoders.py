@@ -9,21 +9,22 @@ import pandas as pd
 import pytest
 import torch
 from conftest import r1_interp_cmd, ROOT
-from r1_interp.config import TrainConfig, save_config
-from r1_interp.corpus import tokenize_corpus, TokenCorpus
-from r1_interp.models import load_model
-from r1_interp.transcoders import train_transcoders, read_metrics, checkpoint_problem
-from r1_interp.transcoder_io import load_transcoders, load_transcoder, export_circuit_tracer, load_circuit_tracer_set, TranscoderError
-from r1_interp.evaluate import evaluate_transcoders
-from r1_interp.sweep import select_winner
-from r1_interp.distributed import plan_distribution, PlanError
+from r1_interp.core.config import save_config
+from r1_interp.models.settings import TrainConfig
+from r1_interp.models.corpus import tokenize_corpus, TokenCorpus
+from r1_interp.models.registry import load_model
+from r1_interp.transcoders.train import train_transcoders, read_metrics, checkpoint_problem
+from r1_interp.transcoders.io import load_transcoders, load_transcoder, export_circuit_tracer, load_circuit_tracer_set, TranscoderError
+from r1_interp.transcoders.evaluate import evaluate_transcoders
+from r1_interp.transcoders.sweep import select_winner
+from r1_interp.transcoders.distributed import plan_distribution, PlanError
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
     model, tok = load_model("tiny-qwen2")
     cdir = tokenize_corpus("demo", tok, work/"corpus", ctx_len=64, max_tokens=64 * 1500, eval_fraction=0.05)
-    cfg = TrainConfig(model="tiny-qwen2", layers=(0, 1), expansion_factor=8, k=16, tokens_per_layer=64 * 1400, batch_size=8,
+    cfg = TrainConfig(model="tiny-qwen2", layers=(0, 1), transcoder=dict(expansion_factor=8, k=16), tokens_per_layer=64 * 1400, batch_size=8,
                       save_every=40, dead_feature_threshold=20_000, lr=1e-4)
     run = train_transcoders(cfg, cdir, work/"ckpt", model=model)
     return dict(work=work, model=model, tok=tok, corpus=cdir, cfg=cfg, run=run)
@@ -44,9 +45,10 @@ def test_metrics_cover_every_step_once(tiny):
 
 RESUME_SCRIPT = """
 import sys, torch
-from r1_interp.config import load_config, TrainConfig
-from r1_interp.models import load_model
-from r1_interp.transcoders import train_transcoders
+from r1_interp.core.config import load_config
+from r1_interp.models.settings import TrainConfig
+from r1_interp.models.registry import load_model
+from r1_interp.transcoders.train import train_transcoders
 cfg = load_config(sys.argv[1], TrainConfig)
 model, _ = load_model(cfg.model)
 torch.manual_seed(0)
@@ -153,8 +155,8 @@ def test_two_gloo_processes_with_module_distribution(tmp_path):
 
 KILLING_WORKER = """
 import os, signal, sys
-from r1_interp.transcoders import CheckpointingTrainer
-from r1_interp.distributed import _worker
+from r1_interp.transcoders.train import CheckpointingTrainer
+from r1_interp.transcoders.distributed import _worker
 kill_at, orig, n = int(os.environ["KILL_AT"]), CheckpointingTrainer.save, [0]
 def save(self):
     orig(self); n[0] += 1

@@ -1,6 +1,6 @@
 """`r1-interp serve`: circuit-tracer's front end from files shipped with the package, checked in headless Chromium
 (Debian's `chromium`; .ci/run installs it) driven over the DevTools protocol: a graph renders, a logit and a feature
-node are clicked, the feature panel shows examples written by `r1_interp.feature_json`, Save stores `qParams`,
+node are clicked, the feature panel shows examples written by `r1_interp.features.feature_json`, Save stores `qParams`,
 nothing is logged as an error and no request leaves the machine. Then what the server hands out: only the front
 end's files, graph and feature JSON inside their folders, only to a Host that names it."""
 import base64, io, json, os, subprocess, time
@@ -85,9 +85,9 @@ def site(tmp_path_factory):
     """outputs/graphs/json/haiku/dallas.json (the shared Haiku graph, its scan ours, one feature node pointing at a
     feature of a real tiny store, with that feature's label as its clerp, one node with a hostile clerp) and
     outputs/features/json/<scan>/ written by write_feature_json from the tiny store."""
-    from r1_interp.collect import tiny_feature_store
-    from r1_interp.feature_json import write_feature_json, feature_index
-    from r1_interp.labels import label_record
+    from r1_interp.testing.fixtures import tiny_feature_store
+    from r1_interp.features.feature_json import write_feature_json, feature_index
+    from r1_interp.features.labels import label_record
     tmp = tmp_path_factory.mktemp("viewer")
     store = tiny_feature_store(tmp/"store", max_tokens=1500)
     stats = store.features(1); f = int(stats.sort_values("count").feature.iloc[-1])
@@ -116,7 +116,7 @@ def _centre(b, node_id):
 @needs_chromium
 @needs_shared_graphs
 def test_front_end_renders_clicks_shows_examples_and_saves(site, tmp_path):
-    from r1_interp.viewer import serve
+    from r1_interp.graphs.viewer import serve
     s = serve(site["graphs"], port=0, background=True, log=True)
     b = Chromium(tmp_path/"profile")
     try:
@@ -145,7 +145,7 @@ def test_front_end_renders_clicks_shows_examples_and_saves(site, tmp_path):
         b.wait("document.querySelector('button.save-button').textContent == 'Saved!'")
         saved = json.loads((site["graphs"]/"haiku"/"dallas.json").read_text())
         assert saved["qParams"]["clickedId"] == site["node"]["node_id"] and saved["nodes"] == site["d"]["nodes"]
-        from r1_interp.graph_check import neuronpedia_problems       # a saved graph still uploads
+        from r1_interp.graphs.check import neuronpedia_problems       # a saved graph still uploads
         assert isinstance(saved["qParams"].get("pinnedIds", []), list) and neuronpedia_problems(saved) == []
         # npyjs (our shim) reads what NumPy writes
         buf = io.BytesIO(); np.save(buf, np.array([[1.5, -2.0], [3.0, 4.25]], np.float32))
@@ -188,7 +188,7 @@ GRAPH = '{"metadata": {"prompt": "p", "scan": "s"}, "nodes": [], "links": []}'
 @pytest.fixture
 def tree(tmp_path):
     "A served folder holding graphs (one in a subfolder, names with ? and #), other file types, links inside and out; features."
-    from r1_interp.viewer import serve
+    from r1_interp.graphs.viewer import serve
     outside = tmp_path/"outside"; outside.mkdir()
     (outside/"secret.json").write_text('{"secret": 1}')
     (outside/"secret.txt").write_text("secret")
@@ -226,7 +226,7 @@ def test_pages_carry_a_policy_that_keeps_requests_here(tree):
     r = c.getresponse(); r.read()
     policy = dict(p.strip().split(" ", 1) for p in r.getheader("Content-Security-Policy").split(";"))
     assert policy["script-src"] == "'self'" and policy["connect-src"] == "'self'" and policy["default-src"] == "'none'"
-    from r1_interp.viewer import frontend_files
+    from r1_interp.graphs.viewer import frontend_files
     files = frontend_files()
     for rel, f in files.items():            # the front end's own code names no remote host; every library has its licence
         if rel.endswith((".html", ".js", ".css")) and not rel.startswith("lib/"):
@@ -237,7 +237,7 @@ def test_pages_carry_a_policy_that_keeps_requests_here(tree):
 
 def test_a_changed_front_end_file_is_refused(tmp_path):
     import shutil
-    from r1_interp.viewer import frontend_files, frontend_dir
+    from r1_interp.graphs.viewer import frontend_files, frontend_dir
     shutil.copytree(frontend_dir(), tmp_path/"fe")
     assert len(frontend_files(tmp_path/"fe")) == len(frontend_files())
     with open(tmp_path/"fe"/"util.js", "a") as f: f.write("\nfetch('https://evil.example')\n")
@@ -326,14 +326,14 @@ def test_host_header_is_checked(tree):
     ("192.168.1.5", ["192.168.1.5"], ["localhost", "127.0.0.1", "evil.example", "192.168.1.6"]),
 ])
 def test_allowed_hosts_follow_the_bound_address(bound, ok, refused):
-    from r1_interp.viewer import host_allowed
+    from r1_interp.graphs.viewer import host_allowed
     for h in ok: assert host_allowed(f"{h}:8032", bound, 8032), (bound, h)
     for h in refused: assert not host_allowed(f"{h}:8032", bound, 8032), (bound, h)
     assert not host_allowed(f"{ok[0]}:8033", bound, 8032) and not host_allowed(None, bound, 8032)
     assert host_allowed(ok[0], bound, 80) and not host_allowed(ok[0], bound, 8032)   # no port: 80
 
 def test_serve_binds_ipv6_loopback(tmp_path):
-    from r1_interp.viewer import serve
+    from r1_interp.graphs.viewer import serve
     if not socket.has_ipv6: pytest.skip("no IPv6 here")
     (tmp_path/"a.json").write_text(GRAPH)
     try: s = serve(tmp_path, port=0, host="::1", background=True)
