@@ -175,11 +175,20 @@ class GraphConfig(ModelSettings):
     n_interventions: int = setting(5, lo=0, doc="top features per graph checked causally (ablated and doubled)")
     reconcile_config: bool = setting(True, doc="TransformerLens's config of a local model folder built from the "
                                      "folder's own config (False only to show the model check refusing TL's guess)")
+    prompt_ids: tuple[str, ...] = setting((), empty="the prompts that categories and prompts_per_category choose",
+                                          doc="only these benchmark prompts, by id (e.g. multihop-dallas)")
     def selected_prompts(self, prompts=None) -> list:
-        "The benchmark prompts this config asks for: the first `prompts_per_category` of each chosen category."
+        """The benchmark prompts this config asks for: those named by `prompt_ids`, else the first
+        `prompts_per_category` of each chosen category."""
+        prompts = prompts or BENCHMARK_PROMPTS
+        if self.prompt_ids: return [p for p in prompts if p.id in self.prompt_ids]
         n = None if self.all_prompts else self.prompts_per_category
-        return [p for c, ps in prompts_by_category(prompts or BENCHMARK_PROMPTS).items() if c in self.categories
-                for p in ps[:n]]
+        return [p for c, ps in prompts_by_category(prompts).items() if c in self.categories for p in ps[:n]]
     def segment_prompts(self, prompts=None) -> list:
         "The prompts that need reasoning among the chosen categories: the first `prompts_per_category` of each."
         return self.selected_prompts([p for p in prompts or BENCHMARK_PROMPTS if p.requires_reasoning])
+    def check(self):
+        super().check()
+        ids = [p.id for p in BENCHMARK_PROMPTS]
+        unknown = [i for i in self.prompt_ids if i not in ids]
+        if unknown: raise ConfigError("prompt_ids", f"ids of benchmark prompts ({', '.join(ids)})", unknown)
