@@ -3,7 +3,7 @@
 circuit-tracer's replacement model, with its error nodes, must give transformers' fp32 logits within 1e-3 on the
 benchmark prompts (plain and in the chat format) for every registry model on both backends; a replacement model with a
 wrong rotary base (TransformerLens's own SmolLM2 config) must be refused with a message naming model, backend,
-difference and tolerance. The r1-shape-random tests need ~15 GB of free memory (TransformerLens) and ~11.5 GB
+difference and tolerance. The r1-shape tests need ~15 GB of free memory (TransformerLens) and ~11.5 GB
 (nnsight), measured peaks, and are skipped, saying so, where that much is not available."""
 import re
 import pytest
@@ -39,9 +39,9 @@ R1_SHAPE_GB = {"transformerlens": 15.0, "nnsight": 11.5}   # measured peak RSS: 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_r1_shape_replacement_model_is_the_model(backend):
     if mem_available_gb() < R1_SHAPE_GB[backend]:
-        pytest.skip(f"r1-shape-random on {backend} needs ~{R1_SHAPE_GB[backend]:.0f} GB free; {mem_available_gb():.1f} GB available")
+        pytest.skip(f"r1-shape on {backend} needs ~{R1_SHAPE_GB[backend]:.0f} GB free; {mem_available_gb():.1f} GB available")
     prompts = [p for p in BENCHMARK_PROMPTS if p.id in ("arith-addition", "multihop-dallas")]
-    check = require_model_check("r1-shape-random", backend, prompts=prompts, device="cpu")
+    check = require_model_check("r1-shape", backend, prompts=prompts, device="cpu")
     print(check.render(per_prompt=True))
     assert len(check.prompts) == 4 and check.ok and check.config_mismatches == []
 

