@@ -241,6 +241,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                               'r1_interp/features/collect.py'),
                                             'r1_interp.features.collect.token_table': ( 'collect.html#token_table',
                                                                                         'r1_interp/features/collect.py'),
+                                            'r1_interp.features.collect.trained_encoders': ( 'collect.html#trained_encoders',
+                                                                                             'r1_interp/features/collect.py'),
                                             'r1_interp.features.collect.update_layer_state': ( 'collect.html#update_layer_state',
                                                                                                'r1_interp/features/collect.py'),
                                             'r1_interp.features.collect.window_acts': ( 'collect.html#window_acts',

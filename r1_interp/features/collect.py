@@ -12,7 +12,7 @@ import torch
 from ..core.io import atomic_write_text
 from ..models.corpus import TokenCorpus, vocab_digest
 from ..models.registry import load_model
-from ..transcoders.runs import load_trained_transcoders
+from ..transcoders.runs import load_trained_transcoders, read_evals
 from ..transcoders.train import begin_save, commit_save, newest_checkpoint, sibling, CheckpointError
 
 # %% auto #0
@@ -20,7 +20,7 @@ __all__ = ['HIST_EDGES', 'STATE_DIR', 'META_FILE', 'RECOVER', 'STORE_FORMAT', 'm
            'window_acts', 'dense_view', 'clear_dense', 'new_layer_state', 'chunk_maxima', 'update_layer_state',
            'CollectError', 'clear_store', 'coders_digest', 'collect_features', 'token_table', 'token_bytes_table',
            'window_texts', 'histogram_table', 'corpus_tokenizer', 'write_feature_store', 'store_problem',
-           'FeatureStore', 'layer_activity', 'run_collect']
+           'FeatureStore', 'layer_activity', 'trained_encoders', 'run_collect']
 
 # %% ../../nbs/20_collect.ipynb #5cbd1d23
 class _Stop(Exception): pass
@@ -615,13 +615,25 @@ def layer_activity(store) -> "pd.DataFrame":
                          median_frequency=act.frequency.median(), max_frequency=f.frequency.max()))
     return pd.DataFrame(rows).set_index("layer")
 
+def trained_encoders(folder, layers=None, d_model:int|None=None) -> dict:
+    """{layer: SparseCoder} of the transcoders trained under `folder` (all, or `layers`) without their decoder and skip
+    weights, loaded one at a time: collection only encodes, and at R1's size (49,152 latents) a whole transcoder is
+    0.6 GB in fp32, its encoder half that, so 28 layers take 8.5 GB instead of 17."""
+    layers = sorted(set(read_evals(folder).layer)) if layers is None else list(layers)
+    out = {}
+    for l in layers:
+        c = load_trained_transcoders(folder, [l], d_model=d_model)[l]
+        c.W_dec = None; c.W_skip = None
+        out[l] = c
+    return out
+
 def run_collect(cfg, layout, force:bool=False, echo=print) -> tuple[FeatureStore, "pd.DataFrame"]:
     """The collect phase for the settings `cfg` (a `CollectConfig`) in the run whose paths `layout` (a `Layout`)
     names: the model, the trained transcoders of `cfg.layers` (None: every trained layer) and the tokenised corpus,
     one collection pass into `layout.store` (`force`: from the start), then the store and its `layer_activity`."""
     # torch: only when collecting (the model); the transcoders' loader imports it itself
     lm, tok = load_model(cfg.model)
-    coders = load_trained_transcoders(layout.train, cfg.layers, d_model=lm.config.hidden_size)
+    coders = trained_encoders(layout.train, cfg.layers, d_model=lm.config.hidden_size)
     corpus = TokenCorpus(layout.corpus(cfg.model))
     echo(f"layers {sorted(coders)}, {cfg.collect_tokens:,} tokens, outputs {layout.outputs}")
     t0 = time.time()

@@ -157,12 +157,15 @@ def exactly_widens(src:torch.dtype, dst:torch.dtype) -> bool:
 
 def load_replacement_model(model:str, transcoders, backend:str="transformerlens", device:str|None=None,
                            dtype=torch.float32, n_ctx:int|None=None, hf_model=None, tokenizer=None,
-                           reconcile_config:bool=True):
+                           reconcile_config:bool=True, lazy_transcoders:bool=False):
     """circuit-tracer's `ReplacementModel` for `model` (registry name, hub id or local folder) over the transcoder set
     folder `transcoders`, with sparsify's ReLU-then-TopK activation. TransformerLens gets `n_ctx` (default: the model's
     context, at most 8192) instead of its 2048 cap, a config that follows the folder's config.json, and its weights
     from `hf_model`/`tokenizer` when given (else loaded here). `reconcile_config=False` keeps TransformerLens's own
-    config: a model known to be wrong for SmolLM2, for tests that the model check refuses it."""
+    config: a model known to be wrong for SmolLM2, for tests that the model check refuses it. `lazy_transcoders`:
+    circuit-tracer reads encoder and decoder weights from the set's files when it uses them instead of holding them
+    (see `load_circuit_tracer_set`): R1-sized sets then fit beside the model on a 24 GB machine, at the cost of reading
+    the files again at every forward."""
     from circuit_tracer import ReplacementModel
     if backend not in BACKENDS: raise ReplacementError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     device = device or default_device()
@@ -171,7 +174,8 @@ def load_replacement_model(model:str, transcoders, backend:str="transformerlens"
     check_transcoder_set(transcoders, hf_cfg["num_hidden_layers"])
     # refuse what TL cannot represent, first
     if backend == "transformerlens": tl_config_from_hf(hf_cfg, Path(path)/"config.json")
-    ts = load_circuit_tracer_set(transcoders, device=device, dtype=dtype)
+    ts = load_circuit_tracer_set(transcoders, device=device, dtype=dtype, lazy_encoder=lazy_transcoders,
+                                 lazy_decoder=lazy_transcoders)
     if backend == "transformerlens":
         allow_local_models(); reconcile_tl_config()
         # bf16/fp16 weights are exact in fp32: read them as stored, TransformerLens makes the one fp32 copy

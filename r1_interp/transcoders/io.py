@@ -155,8 +155,11 @@ def transcoder_set_files(folder, cfg:dict|None=None) -> dict:
         out[int(p.stem.split("_")[-1]) if p.stem.startswith("layer_") else i] = p
     return out
 
-def load_circuit_tracer_set(folder, device="cpu", dtype=torch.float32):
-    "circuit-tracer's `TranscoderSet` from our export (any copy of the folder), with `ReLUTopK(k)` on every layer."
+def load_circuit_tracer_set(folder, device="cpu", dtype=torch.float32, lazy_encoder:bool=False,
+                            lazy_decoder:bool=False):
+    """circuit-tracer's `TranscoderSet` from our export (any copy of the folder), with `ReLUTopK(k)` on every layer.
+    `lazy_encoder`/`lazy_decoder`: circuit-tracer reads those weights from the files when it uses them instead of
+    holding them (28 R1-sized transcoders are 17 GB in fp32; lazily, the biases and skips: 0.3 GB)."""
     from circuit_tracer.utils.hf_utils import load_transcoders as ct_load
     folder = Path(folder).resolve()
     if not (folder/"config.yaml").exists():
@@ -171,7 +174,8 @@ def load_circuit_tracer_set(folder, device="cpu", dtype=torch.float32):
         if not p.exists():
             raise TranscoderError(f"{folder}/config.yaml: transcoder file {p} (layer {l}) does not exist")
     cfg = dict(cfg, model_kind="transcoder_set", transcoders=[str(files[l]) for l in sorted(files)])
-    ts = ct_load(cfg, device=torch.device(device), dtype=dtype, lazy_encoder=False, lazy_decoder=False)
+    ts = ct_load(cfg, device=torch.device(device), dtype=dtype, lazy_encoder=lazy_encoder,
+                 lazy_decoder=lazy_decoder)
     ks = cfg["k"]
     for l, t in enumerate(ts):
         t.activation_function = ReLUTopK(ks[l] if isinstance(ks, dict) else ks)
