@@ -28,6 +28,10 @@ CASES = [  # (file name, YAML, key named, words of the expectation)
     ("prepare.yaml", "- model\n- tiny-qwen2\n", "(top level)", "a mapping of PrepareConfig keys"),
     ("prepare.yaml", "model: tiny-qwen2\nctx_len: 64\n  seed: 1\n", "(file)", "valid YAML (line"),
     ("training.yaml", "model: tiny-qwen2\n", "(file name)", "a params file named after a phase"),
+    ("train.yaml", "model: tiny-qwen2\nlayers: [0]\nlayers_per_job: max\n", "layers_per_job",
+     "expected an integer >= 1, 'auto' or null, got 'max'"),
+    ("train.yaml", "model: tiny-qwen2\nlayers: [0]\nlayers_per_job: 0\n", "layers_per_job",
+     "expected an integer >= 1, 'auto' or null, got 0"),
 ]
 
 @pytest.mark.parametrize("fname,text,key,expected", CASES, ids=[f"{c[0]}:{c[2]}" for c in CASES])
@@ -107,7 +111,8 @@ def test_non_finite_numbers_are_rejected(tmp_path, phase, f, tp, value):
         with pytest.raises(ConfigError) as e: _load_file(path)
         msg = str(e.value)
         assert msg.startswith(f"{path}: key '{f.name}': expected "), msg
-        assert ("one of" if f.metadata.get("choices") else "finite number" if float in _scalars(tp) else "integer") in msg, msg
+        named = f.metadata.get("choices") and str not in _scalars(tp)     # `int | str`: a number, or one of the names
+        assert ("one of" if named else "finite number" if float in _scalars(tp) else "integer") in msg, msg
         for bound in ("lo", "hi"):
             if f.metadata.get(bound) is not None: assert str(f.metadata[bound]) in msg, msg
         with pytest.raises(ConfigError, match=f"key '{f.name}'"): CONFIGS[phase].from_dict(BASE[phase]).replace(**{f.name: v})

@@ -185,3 +185,54 @@ def test_bad_checkpoints_name_the_file(tiny, tmp_path):
         assert str(d) in str(e.value) and msg in str(e.value), str(e.value)
     with pytest.raises(TranscoderError, match="does not match the model's hidden size 1536"): load_transcoder(good, d_model=1536)
     with pytest.raises(TranscoderError, match=r"no transcoder for layer\(s\) \[5\]"): load_transcoders(tiny["run"], layers=[0, 5])
+
+# ---- layer groups that fit in memory (layers_per_job: auto) ----------------------------------------------------------
+def test_layer_group_arithmetic():
+    "Given one layer's bytes, a step's and a budget: how many layers train together, and the balanced groups."
+    from r1_interp.models.settings import balanced_groups, layers_that_fit
+    from r1_interp.pipeline.phases import kept_groups
+    GB = 1e9
+    # R1's size on CPU (measured: 1.84 GB per layer, 0.88 GB per step of 4 x 256 tokens) with 10.5 GB left
+    n = layers_that_fit(1.84 * GB, 10.5 * GB, 0.88 * GB)
+    assert n == 5 and [len(g) for g in balanced_groups(range(28), n)] == [5, 5, 5, 5, 4, 4]
+    assert [len(g) for g in balanced_groups(range(28), 6)] == [6, 6, 6, 5, 5]
+    assert [len(g) for g in balanced_groups(range(28), 28)] == [28] and balanced_groups(range(3), 1) == [(0,), (1,), (2,)]
+    for per in range(1, 30):        # every layer once, in order, sizes within one of each other, none above `per`
+        groups = balanced_groups(range(28), per)
+        assert sum(groups, ()) == tuple(range(28)) and max(map(len, groups)) - min(map(len, groups)) <= 1
+        assert max(map(len, groups)) <= per and len(groups) == -(-28 // per)
+    assert layers_that_fit(1.84 * GB, 2.5 * GB, 0.88 * GB) == 0
+    with pytest.raises(ValueError, match="at least 1 layer"): balanced_groups(range(4), 0)
+    # a plan made again keeps the runs on disk that still fit: their names stay
+    assert kept_groups(range(28), 6, ["layers_0-4", "layers_5-9"])[:2] == [tuple(range(5)), tuple(range(5, 10))]
+    assert kept_groups(range(28), 4, ["layers_0-4"]) == balanced_groups(range(28), 4)     # too big now: replanned
+
+def test_layers_per_job_setting():
+    from r1_interp.core.config import ConfigError
+    assert TrainConfig(model="tiny-qwen2", layers=(0, 1), layers_per_job="auto").layers_per_job == "auto"
+    assert TrainConfig(model="tiny-qwen2", layers=(0, 1), layers_per_job=1).layer_groups() == [(0,), (1,)]
+    for bad in ("max", 0, 1.5, True):
+        with pytest.raises(ConfigError, match=r"key 'layers_per_job': expected an integer >= 1, 'auto' or null"):
+            TrainConfig(model="tiny-qwen2", layers=(0,), layers_per_job=bad)
+    with pytest.raises(ConfigError, match="key 'layers_per_job'"):      # 'auto' needs the planner's number
+        TrainConfig(model="tiny-qwen2", layers=(0,), layers_per_job="auto").layer_groups()
+
+def test_planner_emits_groups_that_fit(monkeypatch, capsys):
+    "With `layers_per_job: auto` the planner measures a layer (cached), and the free memory decides the groups."
+    import r1_interp.transcoders.train as train
+    from r1_interp.pipeline.phases import load_preset, plan
+    cfgs = load_preset(ROOT, "tiny")
+    cfgs["train"] = cfgs["train"].replace(layers_per_job="auto")
+    mem = train.training_memory(cfgs["train"], cfgs["prepare"].ctx_len, device="cpu")
+    assert mem["per_layer"] > 3 * 4 * 64 * 64 * 8 and mem["step"] >= 0     # weights, gradients, state of 512 x 64
+    def jobs_with(free):
+        monkeypatch.setattr(train, "available_memory", lambda device=None: int(free))
+        return plan(ROOT, "tiny", "train", cfgs, outputs="/tmp/r1-interp-test-none")
+    fixed = (mem["model"] + mem["activations"] + mem["step"]) / (1 - train.SAFETY)
+    one = jobs_with(fixed + 1.5 * mem["per_layer"] / (1 - train.SAFETY))
+    assert [j.name for j in one] == ["layers_0", "layers_1"]
+    assert [j.parameters["settings"]["layers"] for j in one] == [[0], [1]]
+    assert "at most 1 layer(s) per group: 2 group(s) of 1, 1 layers" in capsys.readouterr().out
+    assert [j.name for j in jobs_with(fixed + 3 * mem["per_layer"] / (1 - train.SAFETY))] == ["layers_0-1"]
+    with pytest.raises(train.NotEnoughMemory, match="not even one layer fits \\(key 'layers_per_job': 'auto'\\)"):
+        jobs_with(fixed / 2)

@@ -31,7 +31,8 @@ class ConfigError(ValueError):
 # %% ../../nbs/00_config.ipynb #65c976dc
 def setting(default, *, lo=None, hi=None, choices=None, doc="", empty=None):
     """A dataclass field with constraints checked by `Settings.__post_init__`: `lo`..`hi`, `choices`, and for a list
-    field `empty`, what an empty list means (None: an empty list is an error). Numbers must always be finite."""
+    field `empty`, what an empty list means (None: an empty list is an error). Numbers must always be finite. A field
+    that takes a number or a name (`int | str`) has `lo`/`hi` for its numbers and `choices` for its names."""
     if isinstance(default, (list, dict, set)): raise TypeError("use a tuple default")
     return field(default=default, metadata=dict(lo=lo, hi=hi, choices=choices, doc=doc, empty=empty))
 
@@ -84,6 +85,11 @@ def _expected(meta, tp) -> str:
     listed = typing.get_origin(tp) is tuple or any(typing.get_origin(a) is tuple for a in typing.get_args(tp))
     if choices:
         one_of = "one of " + ", ".join(repr(c) for c in choices)
+        numbers = [a for a in typing.get_args(tp) if a in (int, float)]
+        if numbers and not listed and all(isinstance(c, str) for c in choices):   # a number or a named choice
+            nums = _expected(dict(meta, choices=None), numbers[0])
+            null = " or null" if type(None) in typing.get_args(tp) else ""
+            return f"{nums}, {repr(choices[0]) if len(choices) == 1 else one_of}{null}"
         return (f"{'a non-empty list' if not meta.get('empty') else 'a list'} of values, each {one_of}" if listed
                 else one_of)
     base = _describe(tp, nonempty=listed and not meta.get("empty"))
@@ -102,8 +108,11 @@ def check_value(key:str, value, tp, *, lo=None, hi=None, choices=None, empty=Non
     except ConfigError as e: raise ConfigError(f"{key}.{e.key}", e.expected, e.got) from None   # inside nested settings
     if v == () and not empty: raise ConfigError(key, _expected(meta, tp), value)
     for x in v if isinstance(v, tuple) else () if v is None else (v,):
-        if isinstance(x, float) and not math.isfinite(x) or choices and x not in choices \
-           or lo is not None and x < lo or hi is not None and x > hi:
+        number = isinstance(x, (int, float)) and not isinstance(x, bool)
+        # choices constrain values of their own kind: `int | str` with choices ('auto',) takes 3 or 'auto'
+        chosen = choices and any(isinstance(c, str) == isinstance(x, str) for c in choices)
+        if isinstance(x, float) and not math.isfinite(x) or chosen and x not in choices \
+           or number and (lo is not None and x < lo or hi is not None and x > hi):
             raise ConfigError(key, _expected(meta, tp), value)
     return v
 

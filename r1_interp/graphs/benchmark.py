@@ -77,8 +77,9 @@ def run_graphs(cfg:GraphConfig, layout:Layout, force:bool=False, echo=print, rec
          f"transcoders: {layout.circuit_tracer}")
     t0 = time.time()
     rm = load_replacement_model(cfg.model, layout.circuit_tracer, backend=cfg.backend,
-                                reconcile_config=reconcile_config)
-    echo(f"replacement model ({cfg.backend}) loaded in {time.time() - t0:.1f} s")
+                                reconcile_config=reconcile_config, lazy_transcoders=cfg.lazy_transcoders)
+    echo(f"replacement model ({cfg.backend}) loaded in {time.time() - t0:.1f} s"
+         + ("; transcoder weights read from their files when used (lazy_transcoders)" if cfg.lazy_transcoders else ""))
     # the replacement model (with error nodes) must be the model: its logits against transformers' on these prompts
     check = require_model_check(cfg.model, cfg.backend, prompts=prompts, rm=rm, tolerance=cfg.check_tolerance).summary()
     echo(check)

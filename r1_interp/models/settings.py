@@ -10,8 +10,8 @@ from .registry import model_dims
 from .prompts import prompts_by_category, BENCHMARK_PROMPTS
 
 # %% auto #0
-__all__ = ['ModelSettings', 'CorpusConfig', 'PrepareConfig', 'TrainConfig', 'SweepConfig', 'CollectConfig', 'LabelConfig',
-           'GraphConfig']
+__all__ = ['ModelSettings', 'CorpusConfig', 'PrepareConfig', 'balanced_groups', 'layers_that_fit', 'TrainConfig', 'SweepConfig',
+           'CollectConfig', 'LabelConfig', 'GraphConfig']
 
 # %% ../../nbs/08_settings.ipynb #908bfcf2
 @dataclass(frozen=True)
@@ -42,6 +42,24 @@ class PrepareConfig(CorpusConfig):
     "Phase 0: load the model once (convert/cache it), check its tokenizer and tokenise the corpus."
     model: str = setting("smollm2-135m", doc="registered model name, Hugging Face id or local folder")
 
+def balanced_groups(layers, per_group:int) -> list[tuple[int, ...]]:
+    """`layers` in order, cut into the fewest groups of at most `per_group`, their sizes differing by at most one
+    (the larger first): 28 layers at 6 are 6,6,6,5,5, not 6,6,6,6,4."""
+    layers = tuple(layers)
+    if per_group < 1: raise ValueError(f"per_group {per_group}: expected at least 1 layer per group")
+    n = -(-len(layers) // per_group)
+    size, extra = divmod(len(layers), n) if n else (0, 0)
+    cuts = [0]
+    for i in range(n): cuts.append(cuts[-1] + size + (i < extra))
+    return [layers[a:b] for a, b in zip(cuts, cuts[1:])]
+
+def layers_that_fit(per_layer_bytes:float, budget_bytes:float, step_bytes:float=0.0) -> int:
+    """How many layers train together in `budget_bytes`: each needs `per_layer_bytes` (weights, gradients, optimizer
+    state) and the group's training step `step_bytes` more, once (a coder's step temporaries are freed before the
+    next coder's). 0 when not even one fits."""
+    if per_layer_bytes <= 0: raise ValueError(f"per_layer_bytes {per_layer_bytes}: expected a positive size")
+    return max(0, int((budget_bytes - step_bytes) // per_layer_bytes))
+
 _CORPUS_MOVED = {k: "a corpus setting, now the prepare phase's alone (prepare.yaml): training reads the tokens "
                     "prepare wrote" for k in ("corpus", "ctx_len", "max_tokens", "eval_fraction", "seed")}
 
@@ -65,17 +83,25 @@ class TrainConfig(ModelSettings):
     dead_feature_threshold: int = setting(10_000_000, lo=1)
     save_every: int = setting(1000, lo=1)
     log_to_wandb: bool = setting(False)
-    layers_per_job: int | None = setting(None, lo=1, doc="layers trained together in one notebook; "
-                                         "None: all (one forward feeds them all)")
+    layers_per_job: int | str | None = setting(
+        None, lo=1, choices=("auto",),
+        doc="at most this many layers trained together in one notebook, the groups balanced (28 layers at 6: "
+            "6,6,6,5,5); None: all (one forward feeds them all); 'auto': as many as fit in this machine's memory "
+            "(a measured training step of one layer, the model's size, the free RAM or GPU memory)")
     use_sweep_winner: bool = setting(True,
                                      doc="take the transcoder's shape from the sweep's winner.yaml when it exists")
     eval_tokens: int = setting(65_536, lo=1, doc="held-out tokens for the faithfulness evaluation")
     baseline_tokens: int | None = setting(None, lo=1, doc="held-out tokens for the zero- and mean-ablation baselines "
                                           "(the first of the eval tokens); None: all eval_tokens")
     eval_batch_size: int = setting(4, lo=1)
-    def layer_groups(self) -> list[tuple[int, ...]]:
-        n = self.layers_per_job or len(self.layers)
-        return [self.layers[i:i+n] for i in range(0, len(self.layers), n)]
+    def layer_groups(self, per_job:int|None=None) -> list[tuple[int, ...]]:
+        """The layer groups, one notebook each: at most `layers_per_job` layers, balanced (`per_job`: the number
+        that 'auto' stands for, which the planner measures)."""
+        n = per_job if self.layers_per_job == "auto" else self.layers_per_job
+        if n is None and self.layers_per_job == "auto":
+            raise ConfigError("layers_per_job", "a number of layers for 'auto' (the planner's measurement: "
+                                                "transcoders.train.plan_layer_groups)", "auto")
+        return balanced_groups(self.layers, n or len(self.layers))
     def check(self):
         super().check()
         dims = model_dims(self.model)
@@ -165,6 +191,8 @@ class GraphConfig(ModelSettings):
     check_tolerance: float = setting(1e-3, lo=0.0, doc="largest |logit difference| allowed between the replacement "
                                                        "model (with error nodes) and transformers before attributing")
     backend: str = setting("transformerlens", choices=("transformerlens", "nnsight"))
+    lazy_transcoders: bool = setting(False, doc="circuit-tracer reads transcoder weights from their files when it uses "
+                                            "them instead of holding them (R1-sized sets on a small machine; slower)")
     all_prompts: bool = setting(False,
                                 doc="every benchmark prompt, whatever prompts_per_category says (`--all-prompts`)")
     segment_split: bool = setting(True, doc="also generate each reasoning prompt's response and attribute a token of "

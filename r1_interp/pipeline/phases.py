@@ -5,7 +5,7 @@ expands into jobs; presets; and the settings a pipeline notebook works with."""
 
 # %% ../../nbs/51_phases.ipynb #2cf25519
 from __future__ import annotations
-import dataclasses, os
+import dataclasses, json, os
 import r1_interp
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +16,16 @@ from ..core.layout import Layout, group_name, model_slug
 from ..models.corpus import CorpusError, documents
 from ..models.registry import check_model
 from ..models.settings import (CollectConfig, GraphConfig, LabelConfig, PrepareConfig, SweepConfig,
-                                       TrainConfig)
+                                       TrainConfig, balanced_groups)
+from ..transcoders.runs import runs as train_runs
 from ..transcoders.sweep import read_winner
 from .runner import Job
 
 # %% auto #0
-__all__ = ['OUTPUTS_MARK', 'PHASES', 'PipelineError', 'project_root', 'feature_layers', 'Phase', 'list_presets', 'read_params',
-           'load_params', 'preset_phases', 'load_preset', 'check_outputs_writable', 'check_corpus', 'preflight', 'plan',
-           'papermill_command', 'notebook_outputs', 'in_notebook_test', 'phase_settings', 'expand_folder']
+__all__ = ['OUTPUTS_MARK', 'PHASES', 'PipelineError', 'project_root', 'feature_layers', 'kept_groups', 'Phase', 'list_presets',
+           'read_params', 'load_params', 'preset_phases', 'load_preset', 'check_outputs_writable', 'check_corpus',
+           'preflight', 'plan', 'papermill_command', 'notebook_outputs', 'in_notebook_test', 'phase_settings',
+           'expand_folder']
 
 # %% ../../nbs/51_phases.ipynb #615024a6
 class PipelineError(RuntimeError): pass
@@ -64,10 +66,47 @@ def _sweep_jobs(cfg, cfgs, layout):
         jobs.append((name, point, dict(run=name)))
     return jobs
 
+def kept_groups(layers, per_group:int, runs=()) -> list[tuple[int, ...]]:
+    """`layers` in balanced groups of at most `per_group`, keeping the groups of the train phase's runs already on disk
+    (`runs`: their names, `layers_A-B`) that still fit: a plan made again with a little more or less free memory keeps
+    its job names, so what was trained stays trained."""
+    layers = tuple(layers); where = {l: i for i, l in enumerate(layers)}
+    fixed, taken = {}, set()
+    for name in sorted(runs):
+        a, _, b = name.removeprefix("layers_").partition("-")
+        try: a, b = int(a), int(b or a)
+        except ValueError: continue
+        if a not in where or b not in where or where[b] < where[a]: continue
+        g = layers[where[a]:where[b] + 1]
+        if group_name(g) != name or len(g) > per_group or taken & set(g): continue
+        fixed[where[a]] = g; taken |= set(g)
+    out, rest, i = [], [], 0
+    while i < len(layers):
+        if i in fixed:
+            out += balanced_groups(rest, per_group) if rest else []; rest = []
+            out.append(fixed[i]); i += len(fixed[i])
+        else: rest.append(layers[i]); i += 1
+    return out + (balanced_groups(rest, per_group) if rest else [])
+
+def _corpus_ctx_len(cfg, cfgs, layout) -> int:
+    "The corpus's chunk length: from the prepared corpus when it exists, else from the prepare phase's settings."
+    meta = layout.corpus(cfg.model)/"meta.json" if layout is not None else None
+    if meta is not None and meta.exists(): return int(json.loads(meta.read_text())["ctx_len"])
+    if cfgs.get("prepare") is not None: return cfgs["prepare"].ctx_len
+    raise PipelineError("layers_per_job 'auto' sizes the train phase's groups by the tokens of a batch, which needs "
+                        "the corpus's ctx_len: run the prepare phase first, or plan with the preset's prepare.yaml")
+
 def _train_jobs(cfg, cfgs, layout):
     win = read_winner(layout.winner) if cfg.use_sweep_winner and layout is not None else None
     if win: cfg = cfg.replace(transcoder=TranscoderConfig(**win))
-    return [(group_name(g), cfg.replace(layers=g), dict(group=group_name(g))) for g in cfg.layer_groups()]
+    if cfg.layers_per_job == "auto":
+        from r1_interp.transcoders.train import plan_layer_groups    # torch, sparsify: only to measure a layer
+        plan = plan_layer_groups(cfg, _corpus_ctx_len(cfg, cfgs, layout))
+        groups = kept_groups(cfg.layers, plan.per_job,
+                             [p.name for p in train_runs(layout.train)] if layout is not None else ())
+        print(plan.describe(groups))
+    else: groups = cfg.layer_groups()
+    return [(group_name(g), cfg.replace(layers=g), dict(group=group_name(g))) for g in groups]
 
 def _label_jobs(cfg, cfgs, layout):
     cfg = cfg.replace(labeller=_labeller(cfg.labeller))

@@ -6,25 +6,29 @@ mean-ablation beside it for scale."""
 # %% ../../nbs/12_evaluate.ipynb #7df7d3cc
 from __future__ import annotations
 import json, math, os, time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from sparsify import SparseCoder
 from ..core.io import atomic_write_text
 from ..core.layout import Layout
 from ..models.corpus import TokenCorpus
 from ..models.registry import load_model
-from .io import export_circuit_tracer, load_transcoders
+from .io import TranscoderError, check_transcoder_dir, export_circuit_tracer, load_transcoders
 from .runs import NoTranscoders, read_evals
 from ..models.settings import TrainConfig
-from .train import train_transcoders, read_metrics
+from .train import (GB, SAFETY, activation_bytes, available_memory, checkpoint_problem,
+                                         read_metrics, train_transcoders, training_memory)
 
 # %% auto #0
-__all__ = ['SUMMARY_COLUMNS', 'mlp_module', 'replace_mlps', 'transcode', 'by_transcoder', 'by_zero', 'by_constant', 'ratio_se',
-           'logit_stats', 'token_ce', 'to_probabilities', 'run_from', 'evaluate_transcoders', 'faithfulness_summary',
-           'run_train', 'read_feature_counts', 'describe_faithfulness', 'run_summary']
+__all__ = ['SUMMARY_COLUMNS', 'mlp_module', 'replace_mlps', 'transcode', 'by_transcoder', 'by_layer', 'by_zero', 'by_constant',
+           'ratio_se', 'logit_stats', 'token_ce', 'to_probabilities', 'run_from', 'evaluate_transcoders',
+           'faithfulness_summary', 'run_train', 'read_feature_counts', 'describe_faithfulness', 'LazyCoders',
+           'trained_coders', 'resident_coders', 'run_summary']
 
 # %% ../../nbs/12_evaluate.ipynb #2b241f1f
 def mlp_module(model, layer:int):
@@ -65,6 +69,9 @@ def transcode(coder, x):
     return out.reshape(x.shape)
 
 def by_transcoder(coder): return lambda x: transcode(coder, x)
+def by_layer(coders, l):
+    "Layer `l`'s transcoder, looked up in `coders` at each use (a `LazyCoders` reads it from disk then)."
+    return lambda x: transcode(coders[l], x)
 
 def by_zero(x): return torch.zeros_like(x)
 def by_constant(v): return lambda x: v.to(x.dtype).expand_as(x)
@@ -154,7 +161,8 @@ def evaluate_transcoders(model, coders:dict, batches, baselines:bool=True, full_
                          return_counts:bool=False, per_layer_splices:bool=True, excluded_ids=(),
                          baseline_batches:int|None=None):
     """Per-layer faithfulness table and full-replacement summary over `batches` (LongTensors of token ids, one row
-    per chunk), each statistic with its standard error over chunks (`<name>_se`). Positions holding `excluded_ids`
+    per chunk), each statistic with its standard error over chunks (`<name>_se`). `coders`: {layer: coder}, or a
+    `LazyCoders` that reads each from disk when a splice uses it. Positions holding `excluded_ids`
     (special tokens) are left out of every statistic and keep their true MLP output in every splice. The zero- and
     mean-ablation baselines run on the first `baseline_batches` batches only (None: all; they are there for scale and
     are reported with their own, larger, errors). With `return_counts`, also each layer's per-feature firing counts."""
@@ -168,10 +176,10 @@ def evaluate_transcoders(model, coders:dict, batches, baselines:bool=True, full_
     means = _mlp_output_means(model, layers, batches, dev, ordinary) if baselines else {}
     splices = {}                                   # name -> replacements; every batch runs each once
     for l in layers if per_layer_splices else []:
-        splices[("tc", l)] = {l: by_transcoder(coders[l])}
+        splices[("tc", l)] = {l: by_layer(coders, l)}
         if baselines: splices[("zero", l)], splices[("mean", l)] = {l: by_zero}, {l: by_constant(means[l])}
     if full_replacement:
-        splices["full"] = {l: by_transcoder(coders[l]) for l in layers}
+        splices["full"] = {l: by_layer(coders, l) for l in layers}
         if baselines: splices["full_mean"] = {l: by_constant(means[l]) for l in layers}
     if baselines and baseline_batches is not None and baseline_batches < 1:
         raise ValueError(f"baseline_batches {baseline_batches}: at least 1 batch is needed for the baselines "
@@ -315,6 +323,12 @@ def run_train(cfg:TrainConfig, layout:Layout, run_name:str, stage:str="train", f
     echo(f"{stage} {run_name}: layers {list(cfg.layers)}, expansion {tc.expansion_factor} "
          f"({tc.expansion_factor * model.config.hidden_size} latents), k {tc.k}, {cfg.tokens_per_layer:,} tokens per "
          f"layer requested; corpus {corpus}")
+    if stage == "train" and cfg.layers_per_job == "auto":      # the group the planner sized: what it should need
+        m, n = training_memory(cfg, corpus.ctx_len, next(model.parameters()).device, echo=echo), len(cfg.layers)
+        need = n * m["per_layer"] + m["step"] + m["model"] + m["activations"]
+        echo(f"layers_per_job auto: this group of {n} layer(s) should need about {need / GB:.1f} GB: {n} x "
+             f"{m['per_layer'] / GB:.2f} GB per layer + {m['step'] / GB:.2f} GB per step (measured: {m['measurement']})"
+             f" + model {m['model'] / GB:.2f} GB + activations {m['activations'] / GB:.2f} GB")
     t0 = time.time()
     run = train_transcoders(cfg, corpus.path, layout.checkpoints(stage), run_name, model=model, rebuild=force,
                             echo=echo)
@@ -374,6 +388,47 @@ def describe_faithfulness(fs:dict, table:pd.DataFrame) -> list[str]:
     out.append(f"layers with < 10% dead (eval): {(table.dead_eval < 0.1).sum()}/{len(table)}")
     return out
 
+class LazyCoders(Mapping):
+    """{layer: SparseCoder} read from sparsify's hookpoint folders (`folders`: {layer: folder}) when asked: the first
+    `resident` layers asked stay loaded (None: all), the others are read again at each use and dropped after it, so
+    memory holds `resident` coders and the one in use, whatever their number. The folders are not checked here
+    (`trained_coders` checks them once)."""
+    def __init__(self, folders:dict, device="cpu", resident:int|None=None):
+        self.folders, self.device, self.resident, self.loaded, self.reads = dict(folders), device, resident, {}, 0
+    def __getitem__(self, layer):
+        if layer in self.loaded: return self.loaded[layer]
+        c = SparseCoder.load_from_disk(self.folders[layer], device=self.device).eval(); self.reads += 1
+        if self.resident is None or len(self.loaded) < self.resident: self.loaded[layer] = c
+        return c
+    def __contains__(self, layer): return layer in self.folders          # without reading it
+    def __iter__(self): return iter(sorted(self.folders))
+    def __len__(self): return len(self.folders)
+
+def trained_coders(evals:pd.DataFrame, d_model:int|None=None, device="cpu", resident:int|None=None) -> LazyCoders:
+    """Every layer's transcoder of the train phase's runs (the rows of `read_evals`), checked now, one layer at a time
+    (each run's files against its manifest, shapes, finite values: `load_transcoders`'s checks), and read when used
+    (`LazyCoders`, keeping `resident` of them loaded)."""
+    folders = {}
+    for run in sorted(set(evals.run_dir)):
+        layers = sorted(int(l) for l in evals.layer[evals.run_dir == run])
+        if (Path(run)/"manifest.json").exists():
+            why = checkpoint_problem(run, only=[f"layers.{l}.mlp/" for l in layers])
+            if why is not None:
+                raise TranscoderError(f"{why}: the trained transcoder is damaged. Retrain it: rerun the train phase "
+                                      "with --force (e.g. `r1-interp run --preset PRESET --phase train --force train`)")
+        for l in layers:
+            check_transcoder_dir(Path(run)/f"layers.{l}.mlp", d_model); folders[l] = Path(run)/f"layers.{l}.mlp"
+    return LazyCoders(folders, device, resident)
+
+def resident_coders(coders:LazyCoders, model, ctx_len:int, eval_batch_size:int) -> int:
+    """How many of `coders` stay loaded beside `model` (already loaded) while the full replacement is measured: what
+    the device has free, less `SAFETY`, an evaluation batch's activations and the one coder read per use."""
+    dev = next(model.parameters()).device
+    size = max((Path(f)/"sae.safetensors").stat().st_size for f in coders.folders.values())    # float32, as saved
+    spare = (int(available_memory(dev) * (1 - SAFETY)) - size
+             - activation_bytes(model.config.to_dict(), eval_batch_size, ctx_len, eval_batch_size, 4))
+    return max(0, min(len(coders), spare // size))
+
 def run_summary(cfg, layout:Layout, echo=print, model=None) -> dict:
     """The summary of the trained transcoders under `layout` (`cfg`: the `TrainConfig`; its eval settings measure the
     full replacement): writes `faithfulness_summary.json`, `layout.full_replacement` and the circuit-tracer export
@@ -392,8 +447,12 @@ def run_summary(cfg, layout:Layout, echo=print, model=None) -> dict:
     atomic_write_text(layout.train/"faithfulness_summary.json", json.dumps(fs))
     if model is None: model, _ = load_model(cfg.model)
     corpus = TokenCorpus(layout.corpus(cfg.model))
-    coders = {}
-    for run in sorted(set(evals.run_dir)): coders.update(load_transcoders(run, d_model=model.config.hidden_size))
+    dev = next(model.parameters()).device
+    coders = trained_coders(evals, model.config.hidden_size, dev)
+    coders.resident = resident_coders(coders, model, corpus.ctx_len, cfg.eval_batch_size)
+    echo(f"{len(coders)} transcoders checked; {coders.resident} stay loaded while the full replacement is measured, "
+         f"{len(coders) - coders.resident} are read from disk at each use (memory free on {dev}: "
+         f"{available_memory(dev) / GB:.1f} GB)")
     n_base = (None if cfg.baseline_tokens is None
               else max(1, -(-cfg.baseline_tokens // (corpus.ctx_len * cfg.eval_batch_size))))
     batches = corpus.batches("eval", cfg.eval_batch_size, limit=max(1, cfg.eval_tokens // corpus.ctx_len))
@@ -407,6 +466,7 @@ def run_summary(cfg, layout:Layout, echo=print, model=None) -> dict:
          f"{full['ce_increase_mean_ablation_all']:.3f} +- {full['ce_increase_mean_ablation_all_se']:.3f}), KL "
          f"{full['kl']:.3f} +- {full['kl_se']:.3f}, top-1 agreement {full['top1_agreement']:.3f} +- "
          f"{full['top1_agreement_se']:.3f}; {full['tokens']:,} predictions in {full['chunks']} chunks")
+    coders.resident = len(coders.loaded)    # the export reads the others one at a time, keeping none
     ct = export_circuit_tracer(coders, layout.circuit_tracer, cfg.model, n_layers=model.config.num_hidden_layers)
     echo(f"circuit-tracer transcoder set: {ct}")
     return dict(table=t.set_index("layer")[[c for c in SUMMARY_COLUMNS if c in t]], summary=fs, full=full,

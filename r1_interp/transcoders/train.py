@@ -5,22 +5,28 @@ checkpoints, resume, and the training metrics sparsify only sends to wandb."""
 
 # %% ../../nbs/10_train.ipynb #f0850de9
 from __future__ import annotations
-import hashlib, json, math, os, random, shutil, time
+import gc, hashlib, json, math, os, random, shutil, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 import numpy as np
 import torch
+from huggingface_hub import try_to_load_from_cache
+from transformers import AutoConfig, AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 from ..core.io import atomic_write_text, file_sha256
-from ..models.settings import TrainConfig
+from ..models.settings import TrainConfig, layers_that_fit
 from ..models.corpus import TokenCorpus
-from ..models.registry import load_model
+from ..models.registry import (R1_DISTILL_QWEN_1_5B_CONFIG, cache_dir, default_device, load_model, model_spec,
+                                       resolve_model_path)
 
 # %% auto #0
-__all__ = ['MANIFEST', 'CHECKPOINT_FORMAT', 'KEY_FILE', 'RECOVER', 'ChunkDataset', 'hookpoints', 'CheckpointError',
-           'write_manifest', 'checkpoint_problem', 'sibling', 'begin_save', 'commit_save', 'newest_checkpoint',
-           'rng_state', 'set_rng_state', 'CheckpointingTrainer', 'training_key', 'stale_checkpoint', 'resume_point',
-           'sparsify_config', 'train_transcoders', 'read_metrics']
+__all__ = ['MANIFEST', 'CHECKPOINT_FORMAT', 'KEY_FILE', 'RECOVER', 'GB', 'MEMORY_FORMAT', 'PROCESS_BYTES', 'SAFETY',
+           'ChunkDataset', 'hookpoints', 'CheckpointError', 'write_manifest', 'checkpoint_problem', 'sibling',
+           'begin_save', 'commit_save', 'newest_checkpoint', 'rng_state', 'set_rng_state', 'CheckpointingTrainer',
+           'training_key', 'stale_checkpoint', 'resume_point', 'sparsify_config', 'train_transcoders', 'read_metrics',
+           'NotEnoughMemory', 'device_kind', 'available_memory', 'layer_memory_key', 'measure_layer_memory',
+           'model_config', 'model_parameters', 'activation_bytes', 'LayerPlan', 'training_memory', 'plan_layer_groups']
 
 # %% ../../nbs/10_train.ipynb #b5bca993
 class ChunkDataset(torch.utils.data.Dataset):
@@ -350,6 +356,9 @@ def train_transcoders(cfg:TrainConfig, corpus_dir, out_dir, run_name:str="transc
     if ck is not None: trainer.load_state(ck)
     total = -(-len(data) // cfg.batch_size)                 # sparsify's data loader keeps a last, partial batch
     if trainer.global_step < total: trainer.fit()
+    # the coders' hooks hold the trainer (a reference cycle): free its weights, gradients and optimizer state now,
+    # not whenever the garbage collector next runs (the evaluation that follows would otherwise hold both)
+    del trainer; gc.collect()
     return run_dir
 
 def read_metrics(run_dir):
@@ -358,3 +367,211 @@ def read_metrics(run_dir):
     p = Path(run_dir)/"metrics.jsonl"
     return (pd.DataFrame([json.loads(l) for l in p.read_text().splitlines() if l.strip()]) if p.exists()
             else pd.DataFrame())
+
+# %% ../../nbs/10_train.ipynb #eafaa8c2
+GB = 1e9
+MEMORY_FORMAT = 1           # bump when what `measure_layer_memory` measures changes: the cache is keyed by it
+PROCESS_BYTES = 1.5 * GB    # a job's process beside its tensors: Python, torch, transformers, the notebook's libraries
+SAFETY = 0.10               # of the free memory, kept free
+
+class NotEnoughMemory(RuntimeError):
+    "Not even one layer's training fits beside the model; the message says what was measured and what to change."
+
+def device_kind(device=None) -> str:
+    "'cpu', or 'cuda:<GPU name>' (a measurement holds for any device of the same kind)."
+    device = str(device or default_device())
+    if not device.startswith("cuda"): return "cpu"
+    return f"cuda:{torch.cuda.get_device_name(torch.device(device))}"
+
+def available_memory(device=None) -> int:
+    "Bytes free for a new job on `device`: MemAvailable on CPU (Linux; free pages elsewhere), the GPU's free memory."
+    device = str(device or default_device())
+    if device.startswith("cuda"): return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
+    except OSError: pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+def _rss() -> int:
+    "This process's resident memory now (Linux)."
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+def _reset_peak_rss():
+    "Start this process's peak resident memory afresh (Linux 4.0+: `clear_refs` 5), so imports do not count."
+    try:                                     # a kernel control file, not an output: written in place
+        fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
+        try: os.write(fd, b"5")
+        finally: os.close(fd)
+    except OSError: pass
+
+def _peak_rss() -> int:
+    "This process's peak resident memory since `_reset_peak_rss` (Linux: VmHWM; else ru_maxrss, since it started)."
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"): return int(line.split()[1]) * 1024
+    except OSError: pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+def _measure_step(spec:dict) -> dict:
+    """Run in a fresh process (`measure_layer_memory`): two training steps of sparsify's `Trainer` on one coder of
+    `spec`'s shape, fed by a one-layer model of width d_model; what stays per layer, counted tensor by tensor, and the
+    peak above what the process held before."""
+    d, B, T, dev = spec["d_model"], spec["batch_size"], spec["ctx_len"], torch.device(spec["device"])
+    cuda = dev.type == "cuda"
+    torch.manual_seed(0)
+    feeder = Qwen2ForCausalLM(Qwen2Config(vocab_size=16, hidden_size=d, intermediate_size=8, num_hidden_layers=1,
+                                          num_attention_heads=1, num_key_value_heads=1,
+                                          max_position_embeddings=max(T, 8))).to(dev).eval()
+    data = [{"input_ids": torch.randint(0, 16, (T,))} for _ in range(2 * B)]     # two steps
+
+    class Once(sparsify.Trainer):
+        def save(self): pass
+        def save_best(self, *a): pass
+    threshold = 1
+    scfg = sparsify.TrainConfig(
+        sparsify.SaeConfig(expansion_factor=spec["expansion_factor"], k=spec["k"], transcode=True,
+                           skip_connection=True, activation="topk"),
+        hookpoints=["layers.0.mlp"], batch_size=B, optimizer=spec["optimizer"], loss_fn="fvu",
+        auxk_alpha=spec["auxk_alpha"], dead_feature_threshold=threshold, save_every=10**9, log_to_wandb=False,
+        save_dir=tempfile.mkdtemp())
+    if cuda:
+        torch.cuda.synchronize(dev); torch.cuda.reset_peak_memory_stats(dev); before = torch.cuda.memory_allocated(dev)
+    else: _reset_peak_rss(); before = _rss()
+    trainer = Once(scfg, data, feeder)
+    for counts in trainer.num_tokens_since_fired.values(): counts.fill_(threshold + 1)    # all dead: AuxK runs
+    trainer.fit()
+    if cuda: torch.cuda.synchronize(dev); peak = torch.cuda.max_memory_allocated(dev) - before
+    else: peak = _peak_rss() - before
+    sae = next(iter(trainer.saes.values()))
+    weights = sum(p.numel() * p.element_size() for p in sae.parameters())
+    grads = sum(p.numel() * p.element_size() for p in sae.parameters() if p.requires_grad)
+    state = sum(t.numel() * t.element_size() for opt in trainer.optimizers for st in opt.state.values()
+                for t in (st.values() if isinstance(st, dict) else ()) if torch.is_tensor(t))
+    # the trainer's per-latent counters (tokens since fired, did_fire) and CheckpointingTrainer's ever_fired mask
+    counters = sum(c.numel() * c.element_size() for c in trainer.num_tokens_since_fired.values()) + 2 * sae.num_latents
+    per_layer = weights + grads + state + counters
+    return dict(weights=weights, gradients=grads, optimizer_state=state, counters=counters, per_layer=per_layer,
+                peak=int(peak), step=max(0, int(peak) - per_layer), latents=sae.num_latents)
+
+def layer_memory_key(d_model:int, expansion_factor:int, k:int, optimizer:str, batch_size:int, ctx_len:int,
+                     auxk_alpha:float, device=None) -> dict:
+    "What a layer's measured training memory depends on (its cache key)."
+    return dict(format=MEMORY_FORMAT, d_model=d_model, expansion_factor=expansion_factor, k=k, optimizer=optimizer,
+                batch_size=batch_size, ctx_len=ctx_len, auxk=auxk_alpha > 0, dtype="float32",   # sparsify: float32
+                device=device_kind(device), torch=torch.__version__, sparsify=version("eai-sparsify"))
+
+def measure_layer_memory(d_model:int, expansion_factor:int, k:int, optimizer:str="signum", batch_size:int=8,
+                         ctx_len:int=256, auxk_alpha:float=1/32, device=None, cache=True, echo=print) -> dict:
+    """The memory one layer's transcoder needs to train on `device` (`per_layer`: weights, gradients, optimizer state,
+    counters) and its training step's temporaries once per group (`step`), in bytes, measured in a fresh process
+    (`_measure_step`); cached under the key `layer_memory_key` in r1-interp's cache folder (`cache`: True), in the
+    folder `cache`, or not at all (False)."""
+    device = str(device or default_device())
+    key = layer_memory_key(d_model, expansion_factor, k, optimizer, batch_size, ctx_len, auxk_alpha, device)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = (cache_dir()/"memory" if cache is True else Path(cache or "."))/f"layer-{digest}.json"
+    if cache and path.exists():
+        try:
+            rec = json.loads(path.read_text())
+            if rec.get("key") == key: return dict(rec, file=str(path), cached=True)
+        except ValueError: pass                                     # unreadable: measured again, written over
+    spec = dict(key, auxk_alpha=auxk_alpha, device=device)
+    code = ("import json, sys; from r1_interp.transcoders.train import _measure_step; "
+            "print('R1_INTERP_MEMORY ' + json.dumps(_measure_step(json.loads(sys.argv[1]))))")
+    what = (f"one layer's training step (d_model {d_model}, expansion {expansion_factor}, k {k}, {optimizer}, "
+            f"{batch_size} x {ctx_len} tokens, {device})")
+    echo(f"measuring {what} in a fresh process")
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True)
+    found = [l for l in r.stdout.splitlines() if l.startswith("R1_INTERP_MEMORY ")]
+    if r.returncode != 0 or not found:
+        raise RuntimeError(f"measuring {what} failed (exit code {r.returncode}"
+                           f"{': killed, most likely out of memory' if r.returncode in (-9, 137) else ''}): "
+                           f"{(r.stderr or r.stdout)[-2000:]}")
+    rec = dict(key=key, **json.loads(found[-1].removeprefix("R1_INTERP_MEMORY ")), seconds=time.time() - t0)
+    if cache: path.parent.mkdir(parents=True, exist_ok=True); atomic_write_text(path, json.dumps(rec, indent=1))
+    return dict(rec, file=str(path), cached=False)
+
+# %% ../../nbs/10_train.ipynb #ac481a32
+def model_config(name:str) -> dict:
+    """`name`'s config.json without loading or building the model: a local folder's, the Hugging Face cache's, the
+    registry's copy of R1's for a registered model of R1's shape (R1 itself, the R1-shape models), else the folder the
+    registry makes for it (a converted or random model, built by the prepare phase)."""
+    spec = model_spec(name)
+    if spec.source != "folder" and spec.hf_id:
+        p = try_to_load_from_cache                              # a file of the local cache only, never a download(spec.hf_id, "config.json")
+        if isinstance(p, str): return json.loads(Path(p).read_text())
+    r1 = R1_DISTILL_QWEN_1_5B_CONFIG
+    if spec.source != "folder" and (spec.architecture, spec.n_layers, spec.d_model) == (
+            r1["architectures"][0], r1["num_hidden_layers"], r1["hidden_size"]):
+        return dict(r1)
+    return json.loads((Path(resolve_model_path(name))/"config.json").read_text())
+
+def model_parameters(name:str) -> int:
+    "Parameters of model `name`, counted on the meta device from its config (nothing loaded; tied weights once)."
+    c = {k: v for k, v in model_config(name).items() if k not in ("torch_dtype", "dtype")}
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**c))
+    return sum(p.numel() for p in model.parameters())
+
+def activation_bytes(config:dict, batch_size:int, ctx_len:int, eval_batch_size:int, dtype_bytes:int) -> int:
+    """A train job's memory beyond the model's and the coders' weights: the process itself, and the larger of a
+    training forward (full logits and an MLP's intermediates at the model's dtype) and an evaluation batch (clean
+    probabilities and a splice's logits, float32)."""
+    V, I = config["vocab_size"], config.get("intermediate_size", 4 * config["hidden_size"])
+    train = batch_size * ctx_len * (V + 3 * I) * dtype_bytes
+    evaluate = 2 * eval_batch_size * ctx_len * V * 4
+    return int(PROCESS_BYTES + max(train, evaluate))
+
+# %% ../../nbs/10_train.ipynb #88a9b054
+@dataclass(frozen=True)
+class LayerPlan:
+    "How many layers train together on this machine, and the numbers that decided it (bytes)."
+    per_job: int            # layers per group
+    per_layer: int          # one layer's weights, gradients, optimizer state (measured)
+    step: int               # a training step's temporaries, once per group (measured)
+    model: int              # the model's parameters at the dtype training loads it in
+    activations: int        # the job's process and activations (estimated)
+    available: int          # free memory on the device when planned
+    budget: int             # what is left for the coders after the margin, the model and the activations
+    device: str
+    measurement: str        # the cache file of the measurement
+    def describe(self, groups=None) -> str:
+        g = f": {len(groups)} group(s) of {', '.join(str(len(x)) for x in groups)} layers" if groups else ""
+        return (f"layers_per_job auto: one layer trains in {self.per_layer / GB:.2f} GB, plus {self.step / GB:.2f} GB "
+                f"once per group for the step (measured on {self.device}); model {self.model / GB:.2f} GB, activations "
+                f"{self.activations / GB:.2f} GB; {self.available / GB:.1f} GB free, less {SAFETY:.0%}: budget "
+                f"{self.budget / GB:.1f} GB for the coders -> at most {self.per_job} layer(s) per group{g}")
+    def group_bytes(self, n:int) -> int:
+        "The memory a group of `n` layers is expected to need, model and activations included."
+        return n * self.per_layer + self.step + self.model + self.activations
+
+def training_memory(cfg:TrainConfig, ctx_len:int, device=None, echo=print) -> dict:
+    """What training `cfg`'s transcoders on `device` takes, in bytes: `per_layer` and `step` measured
+    (`measure_layer_memory`, cached; `measurement`: its file), `model` (its parameters at the dtype training loads it
+    in: float32 on CPU, bfloat16 on a GPU) and `activations` (`activation_bytes` of `cfg`'s batches of `ctx_len`)."""
+    device = str(device or default_device())
+    config = model_config(cfg.model)
+    dtype_bytes = 2 if device.startswith("cuda") else 4
+    m = measure_layer_memory(config["hidden_size"], cfg.transcoder.expansion_factor, cfg.transcoder.k, cfg.optimizer,
+                             cfg.batch_size, ctx_len, cfg.auxk_alpha, device, echo=echo)
+    return dict(per_layer=m["per_layer"], step=m["step"], model=model_parameters(cfg.model) * dtype_bytes,
+                activations=activation_bytes(config, cfg.batch_size, ctx_len, cfg.eval_batch_size, dtype_bytes),
+                measurement=m["file"], device=device_kind(device))
+
+def plan_layer_groups(cfg:TrainConfig, ctx_len:int, device=None, available:int|None=None, echo=print) -> LayerPlan:
+    """How many of `cfg`'s layers train together on `device` (default: the one training uses), for `layers_per_job:
+    auto`: `training_memory` against the free memory (`available`: given, for a plan made for another machine) less
+    `SAFETY`. `NotEnoughMemory` when not even one layer fits."""
+    mem = training_memory(cfg, ctx_len, device, echo)
+    free = available_memory(device) if available is None else int(available)
+    budget = int(free * (1 - SAFETY)) - mem["model"] - mem["activations"]
+    per_job = min(layers_that_fit(mem["per_layer"], budget, mem["step"]), len(cfg.layers))
+    plan = LayerPlan(per_job, mem["per_layer"], mem["step"], mem["model"], mem["activations"], free, budget,
+                     mem["device"], mem["measurement"])
+    if plan.per_job < 1:
+        raise NotEnoughMemory(f"{plan.describe()}: not even one layer fits (key 'layers_per_job': 'auto'). Free "
+                              "memory, lower batch_size or transcoder.expansion_factor, or train where there is more")
+    return plan
