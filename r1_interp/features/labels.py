@@ -233,13 +233,15 @@ def sdk_deprecations() -> dict[str, tuple[str, date|None]]|None:
     except ImportError: return None
     return {m: (d, parse_sdk_date(d)) for m, d in DEPRECATED_MODELS.items()}
 
-def check_model(model:str, today:date|None=None) -> list[str]:
+def check_model(model:str, today:date|None=None, deprecated:dict|None=None) -> list[str]:
     """Check a Claude model name before any request: `LabelError` if the installed SDK lists it as deprecated with an
     end-of-life date on or before `today` (UTC today by default); a `ModelWarning` if it is deprecated with a later
-    (or unreadable) date, or not in the SDK's model list. Returns the warnings' texts."""
+    (or unreadable) date, or not in the SDK's model list. Returns the warnings' texts. `deprecated` replaces the
+    SDK's table ({model: (text, date)}, as `sdk_deprecations` returns it); the SDK's table changes with its version."""
     import anthropic
     today = today or datetime.now(timezone.utc).date()
-    notes, deprecated, listed = [], sdk_deprecations(), sdk_models()
+    notes, listed = [], sdk_models()
+    deprecated = sdk_deprecations() if deprecated is None else deprecated
     if not listed:
         notes.append(f"the installed anthropic {anthropic.__version__} lists no models (anthropic.types.Model): "
                      f"{model!r} is not checked against a list")
