@@ -272,7 +272,7 @@ def collect_features(model, coders:dict, corpus, out_dir, n_tokens:int|None=None
         special = ~corpus.ordinary(ids)
         for l in layers:
             with torch.no_grad():
-                acts, fidx, _ = coders[l].encode(xs[l].reshape(-1, xs[l].shape[-1]).to(coders[l].dtype))
+                acts, fidx, _ = coders[l].encode(xs[l].reshape(-1, xs[l].shape[-1]).to(coders[l].device, coders[l].dtype))
             shape = (*ids.shape, -1)
             acts = acts.float().cpu().reshape(shape); acts[special] = 0
             update_layer_state(state["layers"][l], acts, fidx.cpu().reshape(shape), chunks, gen, before, after, n_pool)
@@ -615,14 +615,14 @@ def layer_activity(store) -> "pd.DataFrame":
                          median_frequency=act.frequency.median(), max_frequency=f.frequency.max()))
     return pd.DataFrame(rows).set_index("layer")
 
-def trained_encoders(folder, layers=None, d_model:int|None=None) -> dict:
+def trained_encoders(folder, layers=None, d_model:int|None=None, device="cpu") -> dict:
     """{layer: SparseCoder} of the transcoders trained under `folder` (all, or `layers`) without their decoder and skip
     weights, loaded one at a time: collection only encodes, and at R1's size (49,152 latents) a whole transcoder is
     0.6 GB in fp32, its encoder half that, so 28 layers take 8.5 GB instead of 17."""
     layers = sorted(set(read_evals(folder).layer)) if layers is None else list(layers)
     out = {}
     for l in layers:
-        c = load_trained_transcoders(folder, [l], d_model=d_model)[l]
+        c = load_trained_transcoders(folder, [l], d_model=d_model, device=device)[l]
         c.W_dec = None; c.W_skip = None
         out[l] = c
     return out
@@ -633,7 +633,7 @@ def run_collect(cfg, layout, force:bool=False, echo=print) -> tuple[FeatureStore
     one collection pass into `layout.store` (`force`: from the start), then the store and its `layer_activity`."""
     # torch: only when collecting (the model); the transcoders' loader imports it itself
     lm, tok = load_model(cfg.model)
-    coders = trained_encoders(layout.train, cfg.layers, d_model=lm.config.hidden_size)
+    coders = trained_encoders(layout.train, cfg.layers, d_model=lm.config.hidden_size, device=lm.device)
     corpus = TokenCorpus(layout.corpus(cfg.model))
     echo(f"layers {sorted(coders)}, {cfg.collect_tokens:,} tokens, outputs {layout.outputs}")
     t0 = time.time()

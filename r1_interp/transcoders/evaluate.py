@@ -61,12 +61,13 @@ def replace_mlps(model, replacements:dict, keep=None):
 
 def transcode(coder, x):
     """The coder's output for MLP inputs `x` (..., d): decode(TopK(ReLU(encode))) + skip, without sparsify's loss
-    bookkeeping."""
-    flat = x.reshape(-1, x.shape[-1]).to(coder.dtype)
+    bookkeeping. Computed on the coder's device in its dtype (fp32 transcoders in a bf16 model on a GPU) and handed
+    back on `x`'s device in `x`'s dtype, so that the model's next layer gets what it expects."""
+    flat = x.reshape(-1, x.shape[-1]).to(coder.device, coder.dtype)
     acts, idx, _ = coder.encode(flat)
     out = coder.decode(acts, idx)
     if coder.W_skip is not None: out = out + flat @ coder.W_skip.mT
-    return out.reshape(x.shape)
+    return out.reshape(x.shape).to(x.device, x.dtype)
 
 def by_transcoder(coder): return lambda x: transcode(coder, x)
 def by_layer(coders, l):
@@ -338,7 +339,8 @@ def run_train(cfg:TrainConfig, layout:Layout, run_name:str, stage:str="train", f
     tokens = int(m.groupby("step").tokens.first().sum()) if len(m) else 0
     echo(f"{steps} steps, {tokens:,} tokens per layer, {train_s:.0f}s this session "
          f"({tokens / max(train_s, 1e-9):.0f} tokens/s if not resumed)")
-    coders = load_transcoders(run, layers=cfg.layers, d_model=model.config.hidden_size)
+    coders = load_transcoders(run, layers=cfg.layers, d_model=model.config.hidden_size,
+                              device=next(model.parameters()).device)
     t0 = time.time()
     n_base = (None if cfg.baseline_tokens is None
               else max(1, -(-cfg.baseline_tokens // (corpus.ctx_len * cfg.eval_batch_size))))
