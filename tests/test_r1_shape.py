@@ -49,7 +49,8 @@ def test_exclusions(tok):
     # training, evaluation and collection leave out the 18 control tokens, not the thinking markers (text)
     assert special_token_ids(tok) == CONTROL
     table = token_bytes_table(tok)
-    assert table[151648] == b"<think>" and table[151649] == b"</think>" and table[151646] == "<｜begin▁of▁sentence｜>".encode()
+    assert table[151648] == b"<think>" and table[151649] == b"</think>"
+    assert table[151646] == "<｜begin▁of▁sentence｜>".encode()
     assert table[3838] == b"What" and table[374] == b" is"
 
 def test_prepare_r1_shape_2l_offline(tmp_path, root):

@@ -359,6 +359,9 @@ def train_transcoders(cfg:TrainConfig, corpus_dir, out_dir, run_name:str="transc
     # the coders' hooks hold the trainer (a reference cycle): free its weights, gradients and optimizer state now,
     # not whenever the garbage collector next runs (the evaluation that follows would otherwise hold both)
     del trainer; gc.collect()
+    # a finished run keeps one checkpoint: the previous one (the fallback while training) is as large as the run
+    # itself, 7 GB for 6 R1-sized layers with their optimizer state
+    _on_rank_zero(lambda: shutil.rmtree(sibling(run_dir, "prev"), ignore_errors=True))
     return run_dir
 
 def read_metrics(run_dir):
@@ -501,7 +504,7 @@ def model_config(name:str) -> dict:
     registry makes for it (a converted or random model, built by the prepare phase)."""
     spec = model_spec(name)
     if spec.source != "folder" and spec.hf_id:
-        p = try_to_load_from_cache                              # a file of the local cache only, never a download(spec.hf_id, "config.json")
+        p = try_to_load_from_cache(spec.hf_id, "config.json")    # a file of the local cache only, never a download
         if isinstance(p, str): return json.loads(Path(p).read_text())
     r1 = R1_DISTILL_QWEN_1_5B_CONFIG
     if spec.source != "folder" and (spec.architecture, spec.n_layers, spec.d_model) == (
