@@ -548,6 +548,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                        'r1_interp/graphs/interventions.py'),
                                                 'r1_interp.graphs.interventions.intervene': ( 'interventions.html#intervene',
                                                                                               'r1_interp/graphs/interventions.py'),
+                                                'r1_interp.graphs.interventions.logits_of': ( 'interventions.html#logits_of',
+                                                                                              'r1_interp/graphs/interventions.py'),
                                                 'r1_interp.graphs.interventions.top_features': ( 'interventions.html#top_features',
                                                                                                  'r1_interp/graphs/interventions.py')},
             'r1_interp.graphs.model_check': { 'r1_interp.graphs.model_check.ModelCheck': ( 'model_check.html#modelcheck',

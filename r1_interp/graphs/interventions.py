@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['top_features', 'intervene', 'check_top_features']
+__all__ = ['top_features', 'logits_of', 'intervene', 'check_top_features']
 
 # %% ../../nbs/35_interventions.ipynb #bd1541fc
 def top_features(graph_json, n:int=5) -> list[dict]:
@@ -28,6 +28,12 @@ def top_features(graph_json, n:int=5) -> list[dict]:
                         influence=x.get("influence"), label=x.get("clerp", "")))
     return out
 
+def logits_of(model, ids) -> torch.Tensor:
+    """The replacement model's logits (batch x positions x vocabulary) for `ids`, whatever the backend: TransformerLens
+    returns the tensor, nnsight the transformers output that holds it."""
+    out = model(ids[None] if ids.dim() == 1 else ids)
+    return out.logits if hasattr(out, "logits") else out
+
 @torch.no_grad()
 def intervene(model, ids, layer:int, pos:int, feature:int, value:float, target:int,
               constrained:bool=False) -> tuple[float, int]:
@@ -43,8 +49,7 @@ def check_top_features(model, ids, graph_json, n:int=5, scales=(0.0, 2.0), const
     scaled by each of `scales`."""
     import pandas as pd
     ids = torch.as_tensor(ids)
-    logits = model(ids[None] if ids.dim() == 1 else ids)
-    last = logits[0, -1]
+    last = logits_of(model, ids)[0, -1]
     target = int(last.argmax()); base = float(last[target])
     rows = []
     for f in top_features(graph_json, n):
