@@ -92,21 +92,24 @@ def tl_config_from_hf(hf:dict, source="config.json") -> dict:
             raise ReplacementError(f"{source}: {k} is true, but TransformerLens's Llama conversion has no such biases")
     return out
 
-_RECONCILE = [True]   # load_replacement_model(reconcile_config=False) turns it off for one load
-
-def reconcile_tl_config():
+def reconcile_tl_config() -> list:
     """Make TransformerLens's config for a local Llama/Qwen2 folder follow the folder's config.json
-    (`tl_config_from_hf`); idempotent."""
+    (`tl_config_from_hf`); idempotent. Returns the installed patch's switch (a one-element list, True: reconcile),
+    which `load_replacement_model(reconcile_config=False)` turns off for one load. The switch lives on the patch, so
+    it is the one that counts whichever copy of this function installed it (the library's, or this notebook's when
+    both run in one process)."""
     import transformer_lens.loading_from_pretrained as tl
-    if getattr(tl.convert_hf_model_config, "r1_interp", False): return
-    original = tl.convert_hf_model_config
+    if getattr(tl.convert_hf_model_config, "r1_interp", False): return tl.convert_hf_model_config.reconcile
+    original, switch = tl.convert_hf_model_config, [True]
     def convert_hf_model_config(model_name, **kwargs):
         cfg = original(model_name, **kwargs)
         p = Path(str(model_name))/"config.json"
-        if _RECONCILE[0] and p.exists(): cfg.update(tl_config_from_hf(json.loads(p.read_text()), p))
+        if switch[0] and p.exists(): cfg.update(tl_config_from_hf(json.loads(p.read_text()), p))
         return cfg
     convert_hf_model_config.r1_interp, convert_hf_model_config.original = True, original
+    convert_hf_model_config.reconcile = switch
     tl.convert_hf_model_config = convert_hf_model_config
+    return switch
 
 def tl_config_mismatches(cfg, hf:dict) -> list[str]:
     """Fields where TransformerLens config `cfg` disagrees with what `config.json` `hf` determines, as 'field: got X,
@@ -177,7 +180,7 @@ def load_replacement_model(model:str, transcoders, backend:str="transformerlens"
     ts = load_circuit_tracer_set(transcoders, device=device, dtype=dtype, lazy_encoder=lazy_transcoders,
                                  lazy_decoder=lazy_transcoders)
     if backend == "transformerlens":
-        allow_local_models(); reconcile_tl_config()
+        allow_local_models(); switch = reconcile_tl_config()
         # bf16/fp16 weights are exact in fp32: read them as stored, TransformerLens makes the one fp32 copy
         if hf_model is None:
             stored = stored_dtype(hf_cfg)
@@ -189,12 +192,12 @@ def load_replacement_model(model:str, transcoders, backend:str="transformerlens"
         import logging
         # TL warns when n_ctx exceeds its own cap
         level = logging.getLogger().level; logging.getLogger().setLevel(logging.ERROR)
-        _RECONCILE[0] = reconcile_config
+        switch[0] = reconcile_config
         try:
             rm = ReplacementModel.from_pretrained_and_transcoders(path, ts, backend=backend,
                                                                   device=torch.device(device), dtype=dtype, hf_model=hf,
                                                                   tokenizer=tok, n_ctx=n_ctx, fold_value_biases=False)
-        finally: logging.getLogger().setLevel(level); _RECONCILE[0] = True
+        finally: logging.getLogger().setLevel(level); switch[0] = True
         del hf
     else:
         register_qwen2_nnsight()
