@@ -3,8 +3,9 @@
 circuit-tracer's replacement model, with its error nodes, must give transformers' fp32 logits within 1e-3 on the
 benchmark prompts (plain and in the chat format) for every registry model on both backends; a replacement model with a
 wrong rotary base (TransformerLens's own SmolLM2 config) must be refused with a message naming model, backend,
-difference and tolerance. The r1-shape tests need ~15 GB of free memory (TransformerLens) and ~11.5 GB
-(nnsight), measured peaks, and are skipped, saying so, where that much is not available."""
+difference and tolerance. R1's shape is checked on r1-shape-2l (R1-Distill's widths, vocabulary and real tokenizer, 2
+of its 28 layers; the 28-layer r1-shape takes ~2.5 minutes and ~15 GB more: `r1-interp check model --model r1-shape`); the
+tests skip, saying so, where the memory they need is not available."""
 import re
 import pytest
 from r1_interp.graphs.model_check import model_check, require_model_check, rope_sensitivity, ModelCheckFailed
@@ -34,14 +35,14 @@ def test_replacement_model_is_the_model(model, backend):
     assert check.config_mismatches == []
 
 # one model at a time: TransformerLens peaks at the bf16 weights + TransformerLens's fp32 copy + its fp32 processing copy
-R1_SHAPE_GB = {"transformerlens": 15.0, "nnsight": 11.5}   # measured peak RSS: 14.9 and 11.2 GB
+R1_SHAPE_GB = {"transformerlens": 5.5, "nnsight": 5.0}   # measured peak RSS: 4.6 and 4.0 GB
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_r1_shape_replacement_model_is_the_model(backend):
     if mem_available_gb() < R1_SHAPE_GB[backend]:
-        pytest.skip(f"r1-shape on {backend} needs ~{R1_SHAPE_GB[backend]:.0f} GB free; {mem_available_gb():.1f} GB available")
+        pytest.skip(f"r1-shape-2l on {backend} needs ~{R1_SHAPE_GB[backend]:.0f} GB free; {mem_available_gb():.1f} GB available")
     prompts = [p for p in BENCHMARK_PROMPTS if p.id in ("arith-addition", "multihop-dallas")]
-    check = require_model_check("r1-shape", backend, prompts=prompts, device="cpu")
+    check = require_model_check("r1-shape-2l", backend, prompts=prompts, device="cpu")
     print(check.render(per_prompt=True))
     assert len(check.prompts) == 4 and check.ok and check.config_mismatches == []
 
