@@ -379,3 +379,23 @@ def test_answer_target_is_where_the_extracted_answer_starts(tok):
         assert len(tok.decode(ids[:t.index])) <= first < len(tok.decode(ids[:t.index + 1])), (key, answer, v)
         checked += 1
     assert checked >= 90
+
+def test_family_answers_are_judged():
+    """Every problem family's expected answer, stated plainly after 'Answer:' or in a sentence, is judged correct, and a
+    different value of the same kind is judged wrong: the families' prompts feed the correct-vs-incorrect comparison."""
+    from r1_interp.models.families import FAMILIES, family_prompts
+    bad = []
+    for fam in FAMILIES:
+        ps = family_prompts(fam, 30, seed=3)
+        for p in ps:
+            wrong = next(q.expected for q in ps if q.expected != p.expected and
+                         q.expected.replace(".", "").isdigit() == p.expected.replace(".", "").isdigit())
+            if fam == "compare": wrong = next(x for x in p.text.rstrip("?").split()[-3::2] if x != p.expected)
+            cases = [(f" {p.expected}", True, True), (f"So the answer is {p.expected}.", False, True),
+                     (f" {wrong}", True, False), (f"So the answer is {wrong}.", False, False)]
+            if fam == "compare": cases += [(f"{p.expected} is larger than {wrong}.", False, True),
+                                           (f"{wrong} is larger than {p.expected}.", False, False)]
+            for text, marker, want in cases:
+                v = judge_answer(text, p.expected, question=p.text, after_marker=marker)
+                if v.correct != want: bad.append((p.id, p.text, text, v))
+    assert not bad, f"{len(bad)} misjudged, e.g. {bad[:3]}"

@@ -15,8 +15,8 @@ from ..models.prompts import render_chat
 __all__ = ['THINK_DELIMITER', 'ANSWER_DELIMITER', 'STEP_BY_STEP', 'TARGET_RULES', 'Response', 'chat_prompt', 'generate_response',
            'token_char_ends', 'token_at', 'Segments', 'split_segments', 'segment_text', 'words_to_number', 'Number',
            'find_numbers', 'question_unit', 'in_unit', 'negated', 'operand', 'compared', 'restated', 'plain_text',
-           'final_statements', 'Verdict', 'judge_answer', 'first_result', 'Target', 'pick_target',
-           'generate_segment_graphs', 'write_correctness_groups']
+           'final_statements', 'Verdict', 'judge_answer', 'first_result', 'Target', 'pick_target', 'load_or_generate',
+           'judge_response', 'generate_segment_graphs', 'write_correctness_groups']
 
 # %% ../../nbs/34_segments.ipynb #70ab945e
 THINK_DELIMITER = re.escape("</think>")
@@ -700,7 +700,7 @@ def pick_target(tokenizer, response_ids, span, segment:str, verdict:Verdict, exp
     return Target(max(span[0], min(token_at(ends, lo + char), span[1] - 1)), rule, why)
 
 # %% ../../nbs/34_segments.ipynb #066f9e08
-def _load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int, rebuild:bool=False) -> Response:
+def load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int, rebuild:bool=False) -> Response:
     """The model's cached response to `prompt`, if made by this model (its folder or hub id) with these settings; else a
     new one."""
     import json
@@ -713,6 +713,14 @@ def _load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int,
     r = generate_response(hf_model, tokenizer, prompt, max_new_tokens)
     atomic_write_text(path, json.dumps(dict(asdict(r), prompt=prompt, max_new_tokens=max_new_tokens, model=made_by)))
     return r
+
+def judge_response(tokenizer, response_ids, prompt, delimiter:str) -> tuple[Segments, str|None, Verdict, list[int]]:
+    """Split a response at `delimiter` and judge its answer segment against `prompt.expected`: (segments, answer text
+    or None, verdict, token end offsets)."""
+    seg = split_segments(tokenizer, response_ids, delimiter); ends = token_char_ends(tokenizer, response_ids)
+    answer = segment_text(tokenizer, response_ids, seg.answer, ends)[0] if seg.answer else None
+    return seg, answer, judge_answer(answer, prompt.expected, prompt.text,
+                                     after_marker=bool(_ANSWER_MARKER.search(seg.matched))), ends
 
 def generate_segment_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks:bool, max_new_tokens:int=512,
                           delimiter:str|None=None, step_by_step:str=STEP_BY_STEP, labels:dict|None=None, echo=print,
@@ -729,10 +737,8 @@ def generate_segment_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks
     rows = []
     for p in prompts:
         prompt = chat_prompt(p.text, tokenizer, thinks, step_by_step)
-        r = _load_or_generate(out_dir/"responses"/f"{p.id}.json", hf_model, tokenizer, prompt, max_new_tokens, rebuild)
-        seg = split_segments(tokenizer, r.response_ids, delimiter); ends = token_char_ends(tokenizer, r.response_ids)
-        answer = segment_text(tokenizer, r.response_ids, seg.answer, ends)[0] if seg.answer else None
-        v = judge_answer(answer, p.expected, p.text, after_marker=bool(_ANSWER_MARKER.search(seg.matched)))
+        r = load_or_generate(out_dir/"responses"/f"{p.id}.json", hf_model, tokenizer, prompt, max_new_tokens, rebuild)
+        seg, answer, v, ends = judge_response(tokenizer, r.response_ids, p, delimiter)
         row = dict(id=p.id, category=p.category, expected=p.expected, response_tokens=len(r.response_ids),
                    finished=r.finished, answered=seg.answer is not None, correct=v.correct,
                    extracted_answer=v.extracted, judge_reason=v.reason, answer=(answer or "")[:200])

@@ -12,7 +12,9 @@ from ..core.layout import Layout
 from ..graphs.check import check_graphs
 from ..graphs.viewer import serve
 from ..models.corpus import CorpusError
-from ..models.registry import ModelNotAvailable
+from ..models.families import FAMILIES, FamilyError, family_prompts
+from ..models.prompts import BENCHMARK_PROMPTS, prompts_to_json
+from ..models.registry import ModelNotAvailable, load_model, model_spec
 from ..models.settings import CorpusConfig, GraphConfig, LabelConfig, PrepareConfig
 from ..motifs.compare import compare_folders, motif_report
 from .phases import PHASES, PipelineError, load_preset, preflight, project_root
@@ -166,6 +168,21 @@ def _parser():
         x.add_argument("--preset", default="demo"); x.add_argument("--root", default=None)
         x.add_argument("--outputs", default=None)
         if name == "status": x.add_argument("--json", action="store_true", help="one JSON object per notebook per line")
+    pr = sub.add_parser("prompts", help="the benchmark prompts, or generated problems of a family with their answers")
+    pr.add_argument("--family", default=None, choices=list(FAMILIES),
+                    help="a problem family (default: the 24 benchmark prompts)")
+    pr.add_argument("--n", type=checked(int, 0), default=20, help="how many problems (default 20)")
+    pr.add_argument("--seed", type=checked(int, 0), default=0, help="the family's seed (default 0)")
+    pr.add_argument("--difficulty", type=checked(int, 1), default=None,
+                    help="one difficulty level (default: cycle through the family's levels)")
+    pr.add_argument("--json", default=None, metavar="PATH",
+                    help="also write the prompts as a prompt set (JSON list); -: print that instead of the table")
+    pr.add_argument("--accuracy", action="store_true",
+                    help="let --model answer them as the graph phase does and print its accuracy per difficulty")
+    pr.add_argument("--model", default="smollm2-135m", help="with --accuracy: registry name, hub id or folder")
+    pr.add_argument("--max-new-tokens", dest="max_new_tokens", type=checked(setting=(GraphConfig, "max_new_tokens")),
+                    default=96, help="with --accuracy: bound on each response (default 96)")
+    pr.add_argument("--cache", default=None, metavar="DIR", help="with --accuracy: keep responses there and reuse them")
     v = sub.add_parser("serve", help="view a folder of graph JSONs in circuit-tracer's front end (offline, served from "
                        "this machine)")
     v.add_argument("dir", help="folder of graph JSON files (e.g. outputs/demo/graphs/json)")
@@ -256,6 +273,29 @@ def _check_model(a) -> int:
     print(json.dumps(c.to_dict(), default=str) if a.json else c.render(per_prompt=a.per_prompt), flush=True)
     return 0 if c.ok else 1
 
+def _prompts(a) -> int:
+    try: ps = BENCHMARK_PROMPTS if a.family is None else family_prompts(a.family, a.n, a.seed, a.difficulty)
+    except FamilyError as e: print(f"error: {e}", file=sys.stderr); return 2
+    if a.json == "-":
+        print(json.dumps([dataclasses.asdict(p) for p in ps], indent=1, ensure_ascii=False)); return 0
+    if a.family:
+        f = FAMILIES[a.family]
+        print(f"# {a.family} ({f.category}), seed {a.seed}; difficulty: "
+              + "; ".join(f"{k} {v}" for k, v in f.levels.items()))
+    w = max((len(p.id) for p in ps), default=0)
+    for p in ps: print(f"{p.id:<{w}}  {p.expected:>12}  {p.text}")
+    if a.json: prompts_to_json(ps, a.json); print(f"wrote {len(ps)} prompts to {a.json}")
+    if a.accuracy:
+        from r1_interp.graphs.accuracy import accuracy_table, answer_accuracy   # torch: only for --accuracy
+        try: model, tok = load_model(a.model)
+        except ModelNotAvailable as e: print(f"error: {e}", file=sys.stderr); return 2
+        df = answer_accuracy(model, tok, ps, model_spec(a.model).thinks, a.max_new_tokens, cache_dir=a.cache,
+                             echo=lambda m: print("  " + m, flush=True))
+        print(f"# {a.model}, at most {a.max_new_tokens} new tokens; accuracy with its Wilson 95% interval")
+        by = ("family", "difficulty") if a.family else ("category",)
+        print(accuracy_table(df, by).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    return 0
+
 def _graph(a) -> int:
     if a.graph_command == "check": return _graph_check(a)
     bad = 0
@@ -268,6 +308,7 @@ def main(argv=None) -> int:
     "Entry point of the `r1-interp` console script."
     a = _parser().parse_args(argv)
     if a.command == "motifs": return _motifs(a)
+    if a.command == "prompts": return _prompts(a)
     if a.command in ("status", "report"):
         try:
             root = project_root(a.root)
