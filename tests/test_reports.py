@@ -82,7 +82,8 @@ def test_index_figures(tmp_path):
                          path=str(gdir/f"g{i}.json")))
     pd.DataFrame(rows).to_csv(out/"graphs"/"summary.csv", index=False)
     (out/"compare").mkdir()
-    pd.DataFrame([dict(comparison="think ~ answer", statistic="ffl_log_ratio", n_a=5, n_b=5, effect=0.2, ci_low=-0.1, ci_high=0.5),
+    pd.DataFrame([dict(comparison="think ~ answer", statistic="ffl_log_ratio", paired=True, n_a=6, n_b=6, effect=0.2,
+                       ci_low=-0.1, ci_high=0.5, effect_size=0.4, detectable=0.71),
                   dict(comparison="correct vs incorrect", statistic="ffl_log_ratio", n_a=0, n_b=0, effect=None, ci_low=None, ci_high=None)]
                  ).to_csv(out/"compare"/"comparisons.csv", index=False)
     page = write_index(project_root(), "tiny", out).read_text()
@@ -90,5 +91,7 @@ def test_index_figures(tmp_path):
     assert len(pngs) == 3 + 3 and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)   # faithfulness, scores, 3 thumbnails, effects
     assert page.count('class="thumb"') == 3 and "?slug=arith/g0" in page and "r1-interp serve" in page
     assert "no effect with an interval (not enough graphs): correct vs incorrect (ffl_log_ratio)" in page and "<script" not in page
+    assert ("Power: with 6 and 6 pairs, the smallest difference in ffl_log_ratio this comparison detects with 80% power at "
+            "alpha 0.05 is 0.71 (observed effect 0.2, d = 0.40)") in page
     import matplotlib.image as mpimg, io
     assert all(mpimg.imread(io.BytesIO(p)).shape[2] in (3, 4) for p in pngs)      # each decodes as an image

@@ -13,10 +13,11 @@ from ..models.prompts import render_chat
 
 # %% auto #0
 __all__ = ['THINK_DELIMITER', 'ANSWER_DELIMITER', 'STEP_BY_STEP', 'TARGET_RULES', 'Response', 'chat_prompt', 'generate_response',
-           'token_char_ends', 'token_at', 'Segments', 'split_segments', 'segment_text', 'words_to_number', 'Number',
-           'find_numbers', 'question_unit', 'in_unit', 'negated', 'operand', 'compared', 'restated', 'plain_text',
-           'final_statements', 'Verdict', 'judge_answer', 'first_result', 'Target', 'pick_target', 'load_or_generate',
-           'judge_response', 'generate_segment_graphs', 'write_correctness_groups']
+           'generate_responses', 'token_char_ends', 'token_at', 'Segments', 'split_segments', 'segment_text',
+           'words_to_number', 'Number', 'find_numbers', 'question_unit', 'in_unit', 'negated', 'operand', 'compared',
+           'restated', 'plain_text', 'final_statements', 'Verdict', 'judge_answer', 'first_result', 'Target',
+           'pick_target', 'cached_response', 'save_response', 'load_or_generate', 'judge_response',
+           'generate_segment_graphs', 'write_correctness_groups']
 
 # %% ../../nbs/34_segments.ipynb #70ab945e
 THINK_DELIMITER = re.escape("</think>")
@@ -49,6 +50,31 @@ def generate_response(model, tokenizer, prompt:str, max_new_tokens:int=512) -> R
     finished = bool(resp) and resp[-1] in eos
     if finished: resp = resp[:-1]
     return Response(ids[0].tolist(), resp, tokenizer.decode(resp), finished)
+
+@torch.no_grad()
+def generate_responses(model, tokenizer, prompts:list[str], max_new_tokens:int=512, batch_size:int=8) -> list[Response]:
+    """Greedy continuations of many chat-formatted prompts, `batch_size` at a time (left-padded and masked, so each
+    row sees only its own tokens at its own positions): `generate_response`'s responses up to floating-point ties,
+    several times faster on a CPU."""
+    from r1_interp.graphs.attribution import prompt_ids       # circuit-tracer's module: only when generating
+    dev = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    gen_eos = model.generation_config.eos_token_id
+    eos = set(gen_eos if isinstance(gen_eos, list) else [gen_eos]) | {tokenizer.eos_token_id}
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        ids = [prompt_ids(p, tokenizer) for p in prompts[i:i + batch_size]]
+        width = max(len(x) for x in ids)
+        batch = torch.full((len(ids), width), pad, dtype=torch.long); mask = torch.zeros_like(batch)
+        for j, x in enumerate(ids): batch[j, width - len(x):] = x; mask[j, width - len(x):] = 1
+        gen = model.generate(batch.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new_tokens,
+                             do_sample=False, pad_token_id=pad)
+        for j, x in enumerate(ids):
+            resp = gen[j, width:].tolist()
+            stop = next((k for k, t in enumerate(resp) if t in eos), None)
+            if stop is not None: resp = resp[:stop]
+            out.append(Response(x.tolist(), resp, tokenizer.decode(resp), stop is not None))
+    return out
 
 # %% ../../nbs/34_segments.ipynb #14a13723
 def token_char_ends(tokenizer, ids) -> list[int]:
@@ -700,18 +726,30 @@ def pick_target(tokenizer, response_ids, span, segment:str, verdict:Verdict, exp
     return Target(max(span[0], min(token_at(ends, lo + char), span[1] - 1)), rule, why)
 
 # %% ../../nbs/34_segments.ipynb #066f9e08
+def _made_by(hf_model) -> str: return str(getattr(hf_model.config, "_name_or_path", "") or type(hf_model).__name__)
+
+def cached_response(path, hf_model, prompt:str, max_new_tokens:int) -> Response|None:
+    "The response cached at `path` if this model (its folder or hub id) made it with these settings, else None."
+    import json
+    if not path.exists(): return None
+    try: d = json.loads(path.read_text())
+    except (OSError, ValueError): return None          # damaged: generated again
+    if d.get("prompt") == prompt and d.get("max_new_tokens") == max_new_tokens and d.get("model") == _made_by(hf_model):
+        return Response(d["prompt_ids"], d["response_ids"], d["text"], d["finished"])
+    return None
+
+def save_response(path, r:Response, hf_model, prompt:str, max_new_tokens:int):
+    "Cache `r` at `path` (atomically), keyed on the prompt, the settings and the model."
+    import json
+    atomic_write_text(path, json.dumps(dict(asdict(r), prompt=prompt, max_new_tokens=max_new_tokens,
+                                            model=_made_by(hf_model))))
+
 def load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int, rebuild:bool=False) -> Response:
     """The model's cached response to `prompt`, if made by this model (its folder or hub id) with these settings; else a
     new one."""
-    import json
-    made_by = str(getattr(hf_model.config, "_name_or_path", "") or type(hf_model).__name__)
-    if path.exists() and not rebuild:
-        try: d = json.loads(path.read_text())
-        except (OSError, ValueError): d = {}          # damaged: generated again
-        if d.get("prompt") == prompt and d.get("max_new_tokens") == max_new_tokens and d.get("model") == made_by:
-            return Response(d["prompt_ids"], d["response_ids"], d["text"], d["finished"])
+    if not rebuild and (r := cached_response(path, hf_model, prompt, max_new_tokens)): return r
     r = generate_response(hf_model, tokenizer, prompt, max_new_tokens)
-    atomic_write_text(path, json.dumps(dict(asdict(r), prompt=prompt, max_new_tokens=max_new_tokens, model=made_by)))
+    save_response(path, r, hf_model, prompt, max_new_tokens)
     return r
 
 def judge_response(tokenizer, response_ids, prompt, delimiter:str) -> tuple[Segments, str|None, Verdict, list[int]]:

@@ -22,12 +22,12 @@ from .nulls import (motif_significance, null_significance, quad_significance, CO
 # %% auto #0
 __all__ = ['STATISTICS', 'HEADLINE', 'MIN_PROFILE_NORM', 'PROFILE_FAMILY', 'MIN_GRAPHS_FOR_INTERVAL', 'graph_category',
            'GraphMotifs', 'graph_statistics', 'graph_digest', 'graph_motifs', 'analyse_graph', 'analyse_folders',
-           'unique_results', 'summary_table', 'min_attainable_p', 'bootstrap_interval', 'compare_statistic',
-           'benjamini_hochberg', 'profile_frame', 'category_profiles', 'cosine', 'cosine_matrix', 'profile_notes',
-           'profile_cosine_test', 'cluster_profiles', 'GroupComparison', 'compare_groups', 'category_statistics',
-           'motif_report', 'folder_labels', 'compare_folders', 'NoGraphs', 'resolve_group_folders', 'CompareRun',
-           'run_compare', 'plot_sp_heatmap', 'plot_category_statistics', 'plot_z_by_category', 'plot_cosine',
-           'plot_dendrogram']
+           'unique_results', 'summary_table', 'detectable_effect', 'min_attainable_p', 'bootstrap_interval',
+           'compare_statistic', 'benjamini_hochberg', 'profile_frame', 'category_profiles', 'cosine', 'cosine_matrix',
+           'profile_notes', 'profile_cosine_test', 'cluster_profiles', 'GroupComparison', 'compare_groups',
+           'category_statistics', 'motif_report', 'folder_labels', 'compare_folders', 'NoGraphs',
+           'resolve_group_folders', 'CompareRun', 'run_compare', 'plot_sp_heatmap', 'plot_category_statistics',
+           'plot_z_by_category', 'plot_cosine', 'plot_dendrogram']
 
 # %% ../../nbs/42_compare.ipynb #ffbcafb3
 STATISTICS = {
@@ -218,6 +218,20 @@ def summary_table(results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 # %% ../../nbs/42_compare.ipynb #ae2288ba
+def detectable_effect(n_a:int, n_b:int|None=None, paired:bool=False, alpha:float=0.05, power:float=0.8) -> float:
+    """The smallest standardised difference (Cohen's d for two groups, d_z for pairs) that a two-sided t-test at
+    `alpha` detects with probability `power` at these sizes: exact, from the noncentral t distribution (nan below 2
+    per group)."""
+    from scipy import stats, optimize
+    if n_a < 2 or (not paired and (n_b or 0) < 2): return math.nan
+    df, scale = (n_a - 1, math.sqrt(n_a)) if paired else (n_a + n_b - 2, math.sqrt(n_a * n_b / (n_a + n_b)))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    def reach(d): return stats.nct.sf(crit, df, d * scale) + stats.nct.cdf(-crit, df, d * scale) - power
+    hi = 1.0
+    while reach(hi) < 0 and hi < 1e3: hi *= 2           # bracket the root (nct is NaN far out: stay close)
+    if not reach(hi) >= 0: return math.nan
+    return float(optimize.brentq(reach, 1e-9, hi, xtol=1e-10))
+
 def min_attainable_p(n_a:int, n_b:int|None=None, paired:bool=False) -> float:
     """The smallest two-sided permutation p-value: 2 / (number of relabellings): 2**n sign patterns for n pairs,
     C(n_a+n_b, n_a) splits otherwise."""
@@ -255,7 +269,8 @@ def compare_statistic(x, y, paired:bool=False, n_permutations:int=10_000, n_boot
     n_a, n_b = len(x), len(y)
     row = dict(n_a=n_a, n_b=n_b, mean_a=float(x.mean()) if n_a else math.nan,
                mean_b=float(y.mean()) if n_b else math.nan,
-               effect=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan, test="", interval="", note="")
+               effect=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan, effect_size=math.nan,
+               detectable=math.nan, test="", interval="", note="")
     what = "pairs" if paired else "graphs"
     if not n_a or not n_b:
         row["note"] = f"no defined values ({n_a} and {n_b} {what})"; return row
@@ -275,6 +290,12 @@ def compare_statistic(x, y, paired:bool=False, n_permutations:int=10_000, n_boot
                                  n_resamples=n_permutations, alternative="two-sided",
                                  random_state=np.random.default_rng(seed))
     row["p"] = float(res.pvalue)
+    # the spread the effect is measured against: the SD of the paired differences, or the pooled within-group SD
+    sd = (float(np.std(d, ddof=1)) if paired else
+          math.sqrt(((n_a - 1) * np.var(x, ddof=1) + (n_b - 1) * np.var(y, ddof=1)) / (n_a + n_b - 2)))
+    if sd > 0:
+        row["effect_size"] = row["effect"] / sd
+        row["detectable"] = detectable_effect(n_a, n_b, paired, alpha) * sd
     row["test"] = ("sign-flip permutation, mean paired difference" if paired else
                    "permutation of group labels, difference in means")
     row["test"] += (f" (exact, {total} relabellings)" if total <= n_permutations else
@@ -430,7 +451,8 @@ class GroupComparison:
                     statistic=HEADLINE,
                     effect=h.get("effect", math.nan), ci_low=h.get("ci_low", math.nan),
                     ci_high=h.get("ci_high", math.nan),
-                    p=h.get("p", math.nan), q=h.get("q", math.nan), verdict=self.verdict,
+                    p=h.get("p", math.nan), q=h.get("q", math.nan), effect_size=h.get("effect_size", math.nan),
+                    detectable=h.get("detectable", math.nan), verdict=self.verdict,
                     differing=", ".join(self.differing),
                     profile_cosine=self.profile_cosine, profile_p=self.profile_p, notes="; ".join(self.notes))
 
@@ -454,13 +476,15 @@ class GroupComparison:
             R = self.rows[self.rows.family == fam]
             if not len(R): continue
             lines += ["", f"{fam}:", f"  {'statistic':<22} {'n_a':>4} {'n_b':>4} {'mean_a':>9} {'mean_b':>9} "
-                                     f"{'effect':>9} {'95% interval':>21} {'p':>8} {'q':>8}  note"]
+                                     f"{'effect':>9} {'95% interval':>21} {'p':>8} {'q':>8} {'d':>6} "
+                                     f"{'detect':>8}  note"]
             for r in R.itertuples():
                 ci = f"[{f(r.ci_low, 0)}, {f(r.ci_high, 0)}]" if math.isfinite(r.ci_low) else "-"
                 star = "*" if r.statistic == HEADLINE else ""
                 lines.append(f"  {r.statistic + star:<22} {r.n_a:>4} {r.n_b:>4} {f(r.mean_a, 9)} {f(r.mean_b, 9)} "
                              f"{f(r.effect, 9)} "
-                             f"{ci:>21} {f(r.p, 8)} {f(r.q, 8)}  {r.note}")
+                             f"{ci:>21} {f(r.p, 8)} {f(r.q, 8)} {f(r.effect_size, 6, '.2f')} "
+                             f"{f(r.detectable, 8)}  {r.note}")
         tests = sorted({t.split(" (")[0] for t in self.rows.test if t})
         ivs = sorted({i for i in self.rows.interval if i})
         lines += ["", f"verdict: {self.verdict}"]
@@ -468,7 +492,10 @@ class GroupComparison:
             lines.append(f"configuration profile: cosine of mean profiles {self.profile_cosine:.3f}, permutation p "
                          f"{f(self.profile_p, 0)}")
         lines += ([f"test: {t}" for t in tests] + [f"interval: {i}" for i in ivs]
-                  + ["q: Benjamini-Hochberg within each family; * the headline statistic"])
+                  + ["q: Benjamini-Hochberg within each family; * the headline statistic",
+                     "d: the effect over the pooled SD (pairs: the SD of the differences); detect: the smallest "
+                     f"effect, in the statistic's units, a t-test at {self.alpha} detects with 80% power at these "
+                     "sizes"])
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -546,8 +573,8 @@ def compare_groups(results, a:str, b:str, paired:bool=False, statistics=None, n_
                                     np.array([r.profile_vector() for r in PB]), paired, n_permutations, seed, alpha)
             prof_cos, prof_p = t["cosine"], t["p_value"]
             if t["note"]: notes.append(f"configuration profile: {t['note']}")
-    cols = ["statistic", "family", "n_a", "n_b", "mean_a", "mean_b", "effect", "ci_low", "ci_high", "p", "q", "test",
-            "interval", "note"]
+    cols = ["statistic", "family", "n_a", "n_b", "mean_a", "mean_b", "effect", "ci_low", "ci_high", "p", "q",
+            "effect_size", "detectable", "test", "interval", "note"]
     R = pd.DataFrame(rows, columns=[c for c in cols if c != "q"])
     R.insert(cols.index("q"), "q", np.nan)
     for fam in R.family.unique():

@@ -5,7 +5,7 @@ and the four comparisons, each saying plainly when its data is not there."""
 
 # %% ../../nbs/53_report.ipynb #a87722f9
 from __future__ import annotations
-import json, os, time
+import json, math, os, time
 from pathlib import Path
 from urllib.parse import quote
 import numpy as np
@@ -313,15 +313,25 @@ def compare_section(outputs) -> str:
         rows = comp[comp.comparison.isin(want)] if len(comp) and "comparison" in comp else comp.iloc[:0]
         if len(rows):
             html += _table(rows[[c for c in ["comparison", "n_a", "n_b", "null", "statistic", "effect", "ci_low",
-                                             "ci_high",
-                                             "p", "q", "verdict", "notes"] if c in rows]])
+                                             "ci_high", "p", "q", "effect_size", "detectable", "verdict", "notes"]
+                                 if c in rows]])
+            for r in rows.itertuples():
+                if math.isfinite(getattr(r, "detectable", math.nan)):
+                    html += (f"<p>Power: with {r.n_a} and {r.n_b} {'pairs' if getattr(r, 'paired', False) else 'graphs'}, "
+                             f"the smallest "
+                             f"difference in {esc(r.statistic)} this comparison detects with 80% power at alpha 0.05 "
+                             f"is {r.detectable:.3g} (observed effect {r.effect:.3g}, "
+                             f"d = {r.effect_size:.2f}).</p>")
             srows = (stats[stats.comparison.isin(rows.comparison)] if len(stats) and "comparison" in stats
                      else stats.iloc[:0])
             if len(srows):
                 html += ("<p>Every statistic (effect: difference of means, or mean paired difference; interval: "
-                         "bootstrap):</p>"
+                         "bootstrap; effect_size: the effect over the pooled SD, or the SD of the paired "
+                         "differences; detectable: the smallest effect a t-test at alpha 0.05 detects with 80% power "
+                         "at these sizes):</p>"
                          + _table(srows[[c for c in ["statistic", "n_a", "n_b", "mean_a", "mean_b", "effect", "ci_low",
-                                                     "ci_high", "p", "q", "test", "note"] if c in srows]]))
+                                                     "ci_high", "p", "q", "effect_size", "detectable", "test", "note"]
+                                         if c in srows]]))
         else: html += _note("no comparison of this kind in this run: a group was missing or empty, or the preset does "
                             "not ask for it")
         note = d/f"note_{key}.txt"
