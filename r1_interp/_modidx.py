@@ -902,6 +902,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'r1_interp/models/settings.py'),
                                            'r1_interp.models.settings.GraphConfig.check': ( 'settings.html#graphconfig.check',
                                                                                             'r1_interp/models/settings.py'),
+                                           'r1_interp.models.settings.GraphConfig.family_prompts': ( 'settings.html#graphconfig.family_prompts',
+                                                                                                     'r1_interp/models/settings.py'),
                                            'r1_interp.models.settings.GraphConfig.segment_prompts': ( 'settings.html#graphconfig.segment_prompts',
                                                                                                       'r1_interp/models/settings.py'),
                                            'r1_interp.models.settings.GraphConfig.selected_prompts': ( 'settings.html#graphconfig.selected_prompts',

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..core.config import ConfigError, Settings, setting, TranscoderConfig
 from .registry import model_dims
 from .prompts import prompts_by_category, BENCHMARK_PROMPTS
+from .families import FAMILIES, FamilyError, family_prompts
 
 # %% auto #0
 __all__ = ['ModelSettings', 'CorpusConfig', 'PrepareConfig', 'balanced_groups', 'layers_that_fit', 'TrainConfig', 'SweepConfig',
@@ -212,11 +213,30 @@ class GraphConfig(ModelSettings):
         if self.prompt_ids: return [p for p in prompts if p.id in self.prompt_ids]
         n = None if self.all_prompts else self.prompts_per_category
         return [p for c, ps in prompts_by_category(prompts).items() if c in self.categories for p in ps[:n]]
+    families: tuple[str, ...] = setting((), empty="no generated problems",
+                                        doc="problem families whose prompts are also answered and attributed by "
+                                            "segment, each FAMILY:N or FAMILY:N:DIFFICULTY (e.g. arithmetic:12:3)")
+    family_seed: int = setting(0, lo=0, doc="seed of the `families` prompts")
+    def family_prompts(self) -> list:
+        "The generated problems `families` asks for (each spec FAMILY:N[:DIFFICULTY], seeded by `family_seed`)."
+        out = []
+        for spec in self.families:
+            name, n, *level = spec.split(":")
+            out += family_prompts(name, int(n), self.family_seed, int(level[0]) if level else None)
+        return out
     def segment_prompts(self, prompts=None) -> list:
         "The prompts that need reasoning among the chosen categories: the first `prompts_per_category` of each."
-        return self.selected_prompts([p for p in prompts or BENCHMARK_PROMPTS if p.requires_reasoning])
+        return (self.selected_prompts([p for p in prompts or BENCHMARK_PROMPTS if p.requires_reasoning])
+                + self.family_prompts())
     def check(self):
         super().check()
         ids = [p.id for p in BENCHMARK_PROMPTS]
         unknown = [i for i in self.prompt_ids if i not in ids]
         if unknown: raise ConfigError("prompt_ids", f"ids of benchmark prompts ({', '.join(ids)})", unknown)
+        want = f"FAMILY:N or FAMILY:N:DIFFICULTY with FAMILY one of {', '.join(FAMILIES)}"
+        for spec in self.families:
+            parts = spec.split(":") if isinstance(spec, str) else []
+            if len(parts) not in (2, 3) or not all(x.isdigit() for x in parts[1:]):
+                raise ConfigError("families", want, spec)
+            try: family_prompts(parts[0], int(parts[1]), self.family_seed, int(parts[2]) if len(parts) == 3 else None)
+            except FamilyError as e: raise ConfigError("families", f"{want} ({e})", spec) from None
