@@ -1263,6 +1263,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'r1_interp/pipeline/runner.py'),
                                            'r1_interp.pipeline.runner._collect': ('runner.html#_collect', 'r1_interp/pipeline/runner.py'),
                                            'r1_interp.pipeline.runner._host': ('runner.html#_host', 'r1_interp/pipeline/runner.py'),
+                                           'r1_interp.pipeline.runner._kernel_did_not_start': ( 'runner.html#_kernel_did_not_start',
+                                                                                                'r1_interp/pipeline/runner.py'),
                                            'r1_interp.pipeline.runner._package': ('runner.html#_package', 'r1_interp/pipeline/runner.py'),
                                            'r1_interp.pipeline.runner._pin_gpu': ('runner.html#_pin_gpu', 'r1_interp/pipeline/runner.py'),
                                            'r1_interp.pipeline.runner._png_width': ( 'runner.html#_png_width',

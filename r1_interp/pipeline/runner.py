@@ -14,8 +14,8 @@ import r1_interp
 from ..core.io import alive, atomic_write_text, file_sha256
 
 # %% auto #0
-__all__ = ['BIG_FILE', 'WIDE_PX', 'OWN_WARNING', 'EXECUTORS', 'module_file', 'r1_modules', 'orchestration', 'code_digests',
-           'input_digest', 'input_name', 'input_value', 'Job', 'read_record', 'flat', 'stale_reasons',
+__all__ = ['BIG_FILE', 'WIDE_PX', 'OWN_WARNING', 'KERNEL_START_ERRORS', 'EXECUTORS', 'module_file', 'r1_modules', 'orchestration',
+           'code_digests', 'input_digest', 'input_name', 'input_value', 'Job', 'read_record', 'flat', 'stale_reasons',
            'output_problems', 'is_complete', 'unconfine_wide_images', 'drop_stderr', 'own_warnings', 'notebook_to_html',
            'quiet_report', 'JobResult', 'running_elsewhere', 'run_job', 'BatchResult', 'visible_gpus', 'ExecutorError',
            'run_batch']
@@ -314,7 +314,15 @@ def running_elsewhere(job:Job) -> str|None:
         return None    # the pid was reused
     return f"pid {r['pid']} on {_host()}"
 
-def run_job(job:Job, force:bool=False, kernel_name:str|None=None, cwd=None) -> JobResult:
+# Parallel workers start kernels in separate processes: jupyter_client picks a free port, and another worker's kernel can
+# bind it before this one does ("Address already in use"; the kernel dies before replying to kernel_info). No cell
+# has run then, so starting the kernel again is safe.
+KERNEL_START_ERRORS = ("Kernel died before replying to kernel_info", "Address already in use")
+
+def _kernel_did_not_start(e:Exception) -> bool:
+    return not hasattr(e, "exec_count") and any(m in str(e) for m in KERNEL_START_ERRORS)
+
+def run_job(job:Job, force:bool=False, kernel_name:str|None=None, cwd=None, kernel_starts:int=3) -> JobResult:
     """Execute `job` with papermill (skipping it if complete) and render its HTML report. A forced job gets the
     parameter `force=True` (not part of its key): a notebook with resumable state declares `force = False` and
     rebuilds."""
@@ -330,12 +338,19 @@ def run_job(job:Job, force:bool=False, kernel_name:str|None=None, cwd=None) -> J
     parts = job.key_parts()         # the inputs as they were when the job started
     _write_record(job, parts, status="running", started=t0, pid=os.getpid(), host=_host(),
                   pid_start=_proc_start(os.getpid()))
-    try:
-        pm.execute_notebook(str(job.notebook), str(tmp),
-                            parameters=dict(job.parameters, **({"force": True} if force else {})),
-                            kernel_name=kernel_name, progress_bar=False, log_output=False,
-                            cwd=str(cwd) if cwd else None)
-    except Exception as e:
+    err = None
+    for attempt in range(kernel_starts):       # `kernel_starts` tries when the kernel dies before any cell runs
+        try:
+            pm.execute_notebook(str(job.notebook), str(tmp),
+                                parameters=dict(job.parameters, **({"force": True} if force else {})),
+                                kernel_name=kernel_name, progress_bar=False, log_output=False,
+                                cwd=str(cwd) if cwd else None)
+            err = None; break
+        except Exception as e:
+            err = e
+            if not _kernel_did_not_start(e): break
+    if err is not None:
+        e = err
         dt = time.time() - t0
         if tmp.exists(): os.replace(tmp, failed)
         cell, err = (getattr(e, "exec_count", None),
