@@ -2,52 +2,17 @@
 phases of the tiny preset, rerun each time: the last rerun finishes, every notebook is done, nothing was lost and
 nothing was done twice (training steps, collected batches, labels, graphs each exactly once), and one more rerun
 does nothing."""
-import json, os, signal, subprocess, time
+import json, os, subprocess
 from pathlib import Path
 import pandas as pd, pytest
 from conftest import r1_interp_cmd
 
-def _run_until(args, env, marker:str, ready, timeout:float=900):
-    """Start the console script in its own process group; once `marker` has appeared in its output and `ready()` is
-    true (work of that phase is under way on disk), SIGKILL the whole group."""
-    p = subprocess.Popen(r1_interp_cmd() + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
-    t0, lines = time.time(), []
-    for line in p.stdout:
-        lines.append(line)
-        if marker in line:
-            while not ready():
-                assert p.poll() is None, "finished before the kill:\n" + "".join(lines[-20:]) + p.stdout.read()[-2000:]
-                assert time.time() - t0 < timeout; time.sleep(0.02)
-            os.killpg(p.pid, signal.SIGKILL); p.wait()
-            return "".join(lines)
-        assert time.time() - t0 < timeout
-    p.wait()
-    raise AssertionError(f"finished before '{marker}' appeared:\n" + "".join(lines[-20:]))
-
-def _lines(p) -> int:
-    try: return len(p.read_text().splitlines())
-    except OSError: return 0
-
-@pytest.fixture(scope="module")
-def tiny_outputs(tmp_path_factory):
-    "One outputs folder for this module: the kill test runs the tiny preset into it, the lock test reuses what it made."
-    return tmp_path_factory.mktemp("tiny")
-
-def test_killed_at_three_phases_then_finished(tiny_outputs):
-    tmp_path = tiny_outputs
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
-    args = ["run", "--preset", "tiny", "--outputs", str(tmp_path)]
+def test_killed_at_three_phases_then_finished(tiny_run):
+    tmp_path, env, args, seen, done = (tiny_run[k] for k in ("outputs", "env", "args", "seen", "done"))
     ckpt = tmp_path/"train"/"checkpoints"/"layers_0-1"
-    _run_until(args, env, "== train:", lambda: (ckpt/"rank_0_state.pt").exists())     # mid-training, after its first checkpoint (every 8 steps)
-    rec = json.loads((tmp_path/"train"/"layers_0-1.run.json").read_text())
-    assert rec["status"] == "running" and not (ckpt/"eval.json").exists(), "the kill did not land inside the train notebook"
-    st = subprocess.run(r1_interp_cmd() + ["status", "--preset", "tiny", "--outputs", str(tmp_path)], capture_output=True, text=True, env=env)
-    assert "layers_0-1: started but killed" in st.stdout, st.stdout
-    _run_until(args, env, "== label:", lambda: _lines(tmp_path/"features"/"labels"/"layer_0"/"labels.jsonl") >= 3)   # inside layer 0's labelling
-    assert json.loads((tmp_path/"features"/"layer_0.run.json").read_text())["status"] == "running"
-    _run_until(args, env, "== graphs:", lambda: len(list((tmp_path/"graphs"/"records").rglob("*.json"))) >= 8)   # in the middle of the 24 graphs
-    assert json.loads((tmp_path/"graphs"/"graphs.run.json").read_text())["status"] == "running"
-    done = subprocess.run(r1_interp_cmd() + args, capture_output=True, text=True, timeout=1200, env=env)
+    assert seen["train"]["record"] == "running" and not seen["train"]["eval_written"], "the kill did not land inside the train notebook"
+    assert "layers_0-1: started but killed" in seen["train"]["status"], seen["train"]["status"]
+    assert seen["label"]["record"] == "running" and seen["graphs"]["record"] == "running"
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # nothing lost, nothing twice
     metrics = pd.DataFrame([json.loads(l) for l in (ckpt/"metrics.jsonl").read_text().splitlines()])
@@ -84,19 +49,21 @@ def test_disk_full_while_writing_a_report_is_a_failure_not_a_result(tmp_path, mo
     monkeypatch.undo()
     assert runner.run_batch([job]).results[0].status == "ok" and runner.is_complete(job)
 
-def test_two_runs_on_one_folder_make_each_request_once(tiny_outputs):
+def test_two_runs_on_one_folder_make_each_request_once(tiny_run):
     """Two `r1-interp run`s of the tiny preset on one outputs folder, Claude labelling through a local Messages API:
     the second refuses while the first holds the folder, naming it; a third told to --wait waits, then finds
-    everything done. Every API request is made once. Then a changed corpus makes exactly the jobs that read it stale."""
+    everything done. Every API request is made once; the labels are Claude's and the API key (a sentinel) reaches no file
+    and no output. Then a changed corpus makes exactly the jobs that read it stale."""
     from r1_interp.testing.fake_api import FakeMessagesAPI, rule_answer
-    tmp_path = tiny_outputs              # the kill test's finished run when it ran first (the earlier phases are skipped)
+    tmp_path = tiny_run["outputs"]       # the killed and finished run (the earlier phases are skipped)
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
     out = ["--preset", "tiny", "--outputs", str(tmp_path)]
     early = sum((["--phase", p] for p in ("prepare", "sweep", "select", "train", "summary", "collect")), [])
     first = subprocess.run(r1_interp_cmd() + ["run", *out, *early], capture_output=True, text=True, timeout=900, env=env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     with FakeMessagesAPI(rule_answer, faults=[(".", ["slow"] * 20)], slow_seconds=5.0) as api:   # A stays busy while B and C start
-        env = dict(env, ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=api.url)
+        sentinel = "sk-ant-SENTINEL-0123456789abcdef-never-write-me"
+        env = dict(env, ANTHROPIC_API_KEY=sentinel, ANTHROPIC_BASE_URL=api.url)
         args = r1_interp_cmd() + ["run", *out, "--labeller", "claude", "--phase", "label"]     # the phase that pays
         a = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         lines = []
@@ -119,7 +86,13 @@ def test_two_runs_on_one_folder_make_each_request_once(tiny_outputs):
         recs = [json.loads(x) for x in (tmp_path/"features"/"labels"/f"layer_{l}"/"labels.jsonl").read_text().splitlines()]
         claude = [r["feature"] for r in recs if r["labeller"] == "claude"]
         assert len(claude) == len(set(claude)) == 12, f"layer {l}: a feature labelled by Claude twice, or not at all"
-        assert all(r["labeller"] == "claude" for r in {r["feature"]: r for r in recs}.values())
+        latest = {r["feature"]: r for r in recs}.values()
+        assert all(r["labeller"] == "claude" and r["model"] == "claude-sonnet-4-6" and r["status"] == "ok" for r in latest)
+        cost = (tmp_path/"features"/"labels"/f"layer_{l}"/"cost.csv").read_text()
+        assert "claude" in cost and "messages" in cost
+    leaked = [str(p) for p in tmp_path.rglob("*") if p.is_file() and sentinel.encode() in p.read_bytes()]
+    assert leaked == [], f"the API key was written to {leaked}"
+    assert sentinel not in "".join(lines) + rest + b.stdout + b.stderr + c_out
     # a changed corpus makes exactly the jobs that read it stale, and status says why
     env.pop("ANTHROPIC_API_KEY"); env.pop("ANTHROPIC_BASE_URL")
     small = subprocess.run(r1_interp_cmd() + ["prepare", *out, "--max-tokens", "8192"], capture_output=True, text=True, timeout=300, env=env)

@@ -2,7 +2,7 @@
 a run killed mid-way resumes to the same step count and weights with no lost checkpoint, the CE evaluation equals a
 hand splice, Pareto selection, export parity with circuit-tracer, the distributed planner and a 2-process gloo run,
 and every bad-checkpoint error."""
-import json, os, shutil, signal, subprocess, sys, time
+import json, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -146,7 +146,9 @@ def test_two_gloo_processes_with_module_distribution(tmp_path):
            str(out/"train"/"torchrun_params.yaml"), "--corpus", str(out/"data"/"tiny-qwen2"/"corpus"), "--out", str(tmp_path/"cut"),
            "--run-name", "layers_0-1", "--mode", "modules"]
     killed = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, KILL_AT="2"))
-    assert killed.returncode != 0 and "killed after checkpoint 2" in killed.stdout, killed.stdout[-2000:] + killed.stderr[-2000:]
+    # both ranks print into one pipe at once: each writes its line (newline first) in one os.write, which cannot interleave
+    assert killed.returncode != 0 and re.search(r"^rank \d killed after checkpoint 2$", killed.stdout, re.M), \
+        killed.stdout[-2000:] + killed.stderr[-2000:]
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, KILL_AT="0"))
     assert resumed.returncode == 0 and "Resuming training at step" in resumed.stdout, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     a, b = load_transcoders(run, d_model=64), load_transcoders(tmp_path/"cut"/"layers_0-1", d_model=64)
@@ -160,7 +162,10 @@ from r1_interp.transcoders.distributed import _worker
 kill_at, orig, n = int(os.environ["KILL_AT"]), CheckpointingTrainer.save, [0]
 def save(self):
     orig(self); n[0] += 1
-    if n[0] == kill_at: print("killed after checkpoint", n[0], flush=True); os.kill(os.getpid(), signal.SIGKILL)
+    if n[0] == kill_at:
+        sys.stdout.flush()
+        os.write(1, f"\\nrank {os.environ.get('RANK', '?')} killed after checkpoint {n[0]}\\n".encode())
+        os.kill(os.getpid(), signal.SIGKILL)
 CheckpointingTrainer.save = save
 _worker(sys.argv[1:])
 """
