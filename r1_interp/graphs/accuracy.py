@@ -10,8 +10,8 @@ from pathlib import Path
 from statistics import NormalDist
 import pandas as pd
 from ..models.families import family_of
-from .segments import (ANSWER_DELIMITER, STEP_BY_STEP, THINK_DELIMITER, cached_response, chat_prompt,
-                                       generate_responses, judge_response, save_response)
+from .segments import (ANSWER_DELIMITER, STEP_BY_STEP, THINK_DELIMITER, chat_prompt, judge_response,
+                                       load_or_generate)
 
 # %% auto #0
 __all__ = ['wilson_interval', 'answer_accuracy', 'accuracy_table']
@@ -35,17 +35,10 @@ def answer_accuracy(hf_model, tokenizer, prompts, thinks:bool, max_new_tokens:in
     prompts = list(prompts)
     texts = [chat_prompt(p.text, tokenizer, thinks, step_by_step) for p in prompts]
     paths = [Path(cache_dir)/f"{p.id}.json" if cache_dir else None for p in prompts]
-    got = [cached_response(f, hf_model, t, max_new_tokens) if f else None for f, t in zip(paths, texts)]
-    todo = [i for i, r in enumerate(got) if r is None]
-    for b in range(0, len(todo), batch_size):
-        idx = todo[b:b + batch_size]
-        for i, r in zip(idx, generate_responses(hf_model, tokenizer, [texts[i] for i in idx], max_new_tokens,
-                                                batch_size)):
-            got[i] = r
-            if paths[i]: save_response(paths[i], r, hf_model, texts[i], max_new_tokens)
+    got = load_or_generate(paths, hf_model, tokenizer, texts, max_new_tokens, batch_size=batch_size)
     rows = []
     for p, r in zip(prompts, got):
-        seg, answer, v, _ = judge_response(tokenizer, r.response_ids, p, delimiter)
+        seg, answer, v, _ = judge_response(tokenizer, r.response_ids, p, delimiter, last=not thinks)
         family, level = family_of(p.id) or (None, None)
         rows.append(dict(id=p.id, family=family, difficulty=level, category=p.category, expected=p.expected,
                          response_tokens=len(r.response_ids), finished=r.finished, answered=seg.answer is not None,

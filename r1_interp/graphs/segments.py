@@ -15,13 +15,13 @@ from ..models.prompts import render_chat
 __all__ = ['THINK_DELIMITER', 'ANSWER_DELIMITER', 'STEP_BY_STEP', 'TARGET_RULES', 'Response', 'chat_prompt', 'generate_response',
            'generate_responses', 'token_char_ends', 'token_at', 'Segments', 'split_segments', 'segment_text',
            'words_to_number', 'Number', 'find_numbers', 'question_unit', 'in_unit', 'negated', 'operand', 'compared',
-           'restated', 'plain_text', 'final_statements', 'Verdict', 'judge_answer', 'first_result', 'Target',
-           'pick_target', 'cached_response', 'save_response', 'load_or_generate', 'judge_response',
+           'restated', 'plain_text', 'fold_accents', 'final_statements', 'Verdict', 'judge_answer', 'first_result',
+           'Target', 'pick_target', 'cached_response', 'save_response', 'load_or_generate', 'judge_response',
            'generate_segment_graphs', 'write_correctness_groups']
 
 # %% ../../nbs/34_segments.ipynb #70ab945e
 THINK_DELIMITER = re.escape("</think>")
-ANSWER_DELIMITER = r"(?i)\banswer(?: is)?\s*:"
+ANSWER_DELIMITER = r"(?i)\banswer(?: is)?\s*:|\bthe (?:final )?answer is\b(?!\s*:)"
 STEP_BY_STEP = "\nThink step by step, then give the final answer after 'Answer:'."
 
 @dataclass
@@ -94,10 +94,13 @@ class Segments:
     delimiter: str
     matched: str = ""    # the text the delimiter matched ('</think>', 'Answer:')
 
-def split_segments(tokenizer, response_ids, delimiter:str=THINK_DELIMITER) -> Segments:
-    "Cut the response at the first match of the regular expression `delimiter`."
+def split_segments(tokenizer, response_ids, delimiter:str=THINK_DELIMITER, last:bool=False) -> Segments:
+    """Cut the response at the first match of the regular expression `delimiter` (`last`: at the last match that
+    something follows, where a model that does not think gives its final answer after writing the marker more than
+    once)."""
     text = tokenizer.decode(response_ids); ends = token_char_ends(tokenizer, response_ids)
-    m = re.search(delimiter, text)
+    found = list(re.finditer(delimiter, text))
+    m = (([x for x in found if text[x.end():].strip()] or found)[-1] if last else found[0]) if found else None
     if not m: return Segments((0, len(response_ids)), None, delimiter)
     a, b = token_at(ends, m.start()), token_at(ends, max(m.end() - 1, m.start()))
     return Segments((0, a), (b + 1, len(response_ids)) if b + 1 < len(response_ids) else None, delimiter, m.group())
@@ -279,7 +282,8 @@ _SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 
 def plain_text(s:str) -> tuple[str, list[int]]:
     """`s` without LaTeX and markdown markup ('\\text{Austin}' -> 'Austin', '40{,}974' -> '40,974', '\\frac{25}{3}' ->
-    '25/3', '\\$' -> '$', '**14**' -> '14', 'H₂O' -> 'H2O'), with the index in `s` of each character kept."""
+    '25/3', '\\$' -> '$', '**14**' -> '14', 'H₂O' -> 'H2O', 'Bogotá' -> 'Bogota'), with the index in `s` of each
+    character kept."""
     out, idx, i = [], [], 0
     for m in _LATEX.finditer(s):
         out.append(s[i:m.start()]); idx += range(i, m.start())
@@ -287,7 +291,16 @@ def plain_text(s:str) -> tuple[str, list[int]]:
                else "")
         out.append(rep); idx += [m.start()] * len(rep); i = m.end()
     out.append(s[i:]); idx += range(i, len(s))
-    return "".join(out).translate(_SUBSCRIPTS), idx
+    return fold_accents("".join(out).translate(_SUBSCRIPTS)), idx
+
+def fold_accents(s:str) -> str:
+    "Letters without their accents ('Bogotá' -> 'Bogota'), one character for one, so indices stay put."
+    import unicodedata
+    def base(c):
+        if not c.isalpha() or c.isascii(): return c
+        b = "".join(x for x in unicodedata.normalize("NFKD", c) if not unicodedata.combining(x))
+        return b if len(b) == 1 else c
+    return "".join(map(base, s))
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_MARKER = re.compile(r"(?i)(?:\bfinal\s+answer|\banswer)\b[*_ \t]*(?:is\b|would be\b|will be\b|=|:)[*_]*(?:[ "
@@ -587,7 +600,7 @@ def judge_answer(answer:str|None, expected:str, question:str|None=None, after_ma
     'yes'/'no', 'refuse' or 'comply'). `question` (the prompt text) tells restated operands from results and gives
     the unit asked for; `after_marker`: the answer segment starts right after an answer marker ('Answer:')."""
     if answer is None: return Verdict(False, None, "no answer segment")
-    want = expected.strip()
+    want = fold_accents(expected.strip())
     text, idx, stmts, how = final_statements(answer, after_marker)
     def found(ok, s, e, why, shown=None):
         return Verdict(ok, shown or text[s:e], why, (idx[s], idx[e - 1] + 1) if e > s else None)
@@ -744,18 +757,27 @@ def save_response(path, r:Response, hf_model, prompt:str, max_new_tokens:int):
     atomic_write_text(path, json.dumps(dict(asdict(r), prompt=prompt, max_new_tokens=max_new_tokens,
                                             model=_made_by(hf_model))))
 
-def load_or_generate(path, hf_model, tokenizer, prompt:str, max_new_tokens:int, rebuild:bool=False) -> Response:
-    """The model's cached response to `prompt`, if made by this model (its folder or hub id) with these settings; else a
-    new one."""
-    if not rebuild and (r := cached_response(path, hf_model, prompt, max_new_tokens)): return r
-    r = generate_response(hf_model, tokenizer, prompt, max_new_tokens)
-    save_response(path, r, hf_model, prompt, max_new_tokens)
-    return r
+def load_or_generate(paths, hf_model, tokenizer, prompts:list[str], max_new_tokens:int, rebuild:bool=False,
+                     batch_size:int=8) -> list[Response]:
+    """The model's response to each chat-formatted prompt: cached at its path in `paths` (None: not cached) if made by
+    this model (its folder or hub id) with these settings, else generated with the others that are missing,
+    `batch_size` at a time (`generate_responses`), and cached batch by batch, so a killed run resumes."""
+    got = [None if rebuild or f is None else cached_response(f, hf_model, t, max_new_tokens)
+           for f, t in zip(paths, prompts)]
+    todo = [i for i, r in enumerate(got) if r is None]
+    for b in range(0, len(todo), batch_size):
+        idx = todo[b:b + batch_size]
+        for i, r in zip(idx, generate_responses(hf_model, tokenizer, [prompts[i] for i in idx], max_new_tokens,
+                                                batch_size)):
+            got[i] = r
+            if paths[i] is not None: save_response(paths[i], r, hf_model, prompts[i], max_new_tokens)
+    return got
 
-def judge_response(tokenizer, response_ids, prompt, delimiter:str) -> tuple[Segments, str|None, Verdict, list[int]]:
-    """Split a response at `delimiter` and judge its answer segment against `prompt.expected`: (segments, answer text
-    or None, verdict, token end offsets)."""
-    seg = split_segments(tokenizer, response_ids, delimiter); ends = token_char_ends(tokenizer, response_ids)
+def judge_response(tokenizer, response_ids, prompt, delimiter:str, last:bool=False
+                   ) -> tuple[Segments, str|None, Verdict, list[int]]:
+    """Split a response at `delimiter` (its `last` match) and judge its answer segment against `prompt.expected`:
+    (segments, answer text or None, verdict, token end offsets)."""
+    seg = split_segments(tokenizer, response_ids, delimiter, last); ends = token_char_ends(tokenizer, response_ids)
     answer = segment_text(tokenizer, response_ids, seg.answer, ends)[0] if seg.answer else None
     return seg, answer, judge_answer(answer, prompt.expected, prompt.text,
                                      after_marker=bool(_ANSWER_MARKER.search(seg.matched))), ends
@@ -772,11 +794,12 @@ def generate_segment_graphs(model, hf_model, tokenizer, prompts, out_dir, thinks
     from r1_interp.graphs.attribution import graph_settings, attribute_to_files, write_graph_index
     out_dir = Path(out_dir); settings = graph_settings(**settings)
     delimiter = delimiter or (THINK_DELIMITER if thinks else ANSWER_DELIMITER)
-    rows = []
-    for p in prompts:
-        prompt = chat_prompt(p.text, tokenizer, thinks, step_by_step)
-        r = load_or_generate(out_dir/"responses"/f"{p.id}.json", hf_model, tokenizer, prompt, max_new_tokens, rebuild)
-        seg, answer, v, ends = judge_response(tokenizer, r.response_ids, p, delimiter)
+    rows, prompts = [], list(prompts)
+    texts = [chat_prompt(p.text, tokenizer, thinks, step_by_step) for p in prompts]
+    responses = load_or_generate([out_dir/"responses"/f"{p.id}.json" for p in prompts], hf_model, tokenizer, texts,
+                                 max_new_tokens, rebuild)
+    for p, r in zip(prompts, responses):
+        seg, answer, v, ends = judge_response(tokenizer, r.response_ids, p, delimiter, last=not thinks)
         row = dict(id=p.id, category=p.category, expected=p.expected, response_tokens=len(r.response_ids),
                    finished=r.finished, answered=seg.answer is not None, correct=v.correct,
                    extracted_answer=v.extracted, judge_reason=v.reason, answer=(answer or "")[:200])

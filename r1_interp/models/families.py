@@ -11,9 +11,9 @@ from typing import Callable
 from .prompts import Prompt, CATEGORIES
 
 # %% auto #0
-__all__ = ['US_STATES', 'COUNTRIES', 'NAMES', 'WORDS', 'FAMILIES', 'FAMILY_ID', 'make_arithmetic', 'multihop_facts',
-           'make_multihop', 'make_word_problem', 'letter_counts', 'make_letter_count', 'make_compare', 'Family',
-           'FamilyError', 'family_prompts', 'family_of']
+__all__ = ['US_STATES', 'COUNTRIES', 'MORE_CAPITALS', 'NAMES', 'WORDS', 'FAMILIES', 'FAMILY_ID', 'make_arithmetic',
+           'multihop_facts', 'make_multihop', 'capital_facts', 'make_capital', 'make_word_problem', 'letter_counts',
+           'make_letter_count', 'make_compare', 'Family', 'FamilyError', 'family_prompts', 'family_of']
 
 # %% ../../nbs/05a_families.ipynb #37bade40
 _ARITHMETIC = {1: ("+", 2, 2, "addition of two 2-digit numbers"), 2: ("+", 3, 3, "addition of two 3-digit numbers"),
@@ -82,6 +82,25 @@ def multihop_facts(level:int) -> list[tuple[str, str]]:
 def make_multihop(rng:random.Random, level:int) -> tuple[str, str]:
     "One multi-hop fact at `level`, drawn from the knowledge table."
     return rng.choice(multihop_facts(level))
+
+# %% ../../nbs/05a_families.ipynb #5fe38797
+MORE_CAPITALS = dict(Norway="Oslo", Sweden="Stockholm", Finland="Helsinki", Denmark="Copenhagen", Ireland="Dublin",
+                     Austria="Vienna", Netherlands="Amsterdam", Belgium="Brussels", Hungary="Budapest",
+                     Thailand="Bangkok", Kenya="Nairobi", Peru="Lima", Cuba="Havana", Chile="Santiago",
+                     Vietnam="Hanoi", Indonesia="Jakarta", Iran="Tehran", Iraq="Baghdad", Argentina="Buenos Aires",
+                     Mexico="Mexico City", India="New Delhi", Brazil="Brasilia", Jamaica="Kingston",
+                     Philippines="Manila", Colombia="Bogota", Nigeria="Abuja", Pakistan="Islamabad",
+                     Ethiopia="Addis Ababa")
+
+def capital_facts(level:int) -> list[tuple[str, str]]:
+    "Every (question, capital): 1 of a country (the knowledge table's and `MORE_CAPITALS`), 2 of a US state."
+    if level == 2: return [(f"What is the capital of the state of {s}?", c) for s, (c, _) in US_STATES.items()]
+    countries = {**{k: v[0] for k, v in COUNTRIES.items()}, **MORE_CAPITALS}
+    return [(f"What is the capital of {k}?", v) for k, v in countries.items()]
+
+def make_capital(rng:random.Random, level:int) -> tuple[str, str]:
+    "One capital question at `level`."
+    return rng.choice(capital_facts(level))
 
 # %% ../../nbs/05a_families.ipynb #3f038689
 NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Greg", "Hana", "Ivan", "Jade", "Kofi", "Lena", "Mateo", "Nora",
@@ -169,6 +188,7 @@ class Family:
 
 FAMILIES = {f.name: f for f in (
     Family("arithmetic", "arithmetic", make_arithmetic, {k: v[3] for k, v in _ARITHMETIC.items()}, 2),
+    Family("capital", "factual_recall", make_capital, {1: "the capital of a country", 2: "of a US state"}, 3),
     Family("multihop", "multihop", make_multihop, {1: "one hop: the state or country containing a city",
                                                    2: "two hops: its capital, currency or language"}),
     Family("word_problem", "reasoning", make_word_problem, {1: "one operation", 2: "two operations",
