@@ -91,7 +91,7 @@ def test_index_figures(tmp_path):
     assert len(pngs) == 3 + 3 and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)   # faithfulness, scores, 3 thumbnails, effects
     assert page.count('class="thumb"') == 3 and "?slug=arith/g0" in page and "r1-interp serve" in page
     assert "no effect with an interval (not enough graphs): correct vs incorrect (ffl_log_ratio)" in page and "<script" not in page
-    assert ("Power: with 6 and 6 pairs, the smallest difference in ffl_log_ratio this comparison detects with 80% power at "
+    assert ("Power: with 6 pairs, the smallest difference in ffl_log_ratio this comparison detects with 80% power at "
             "alpha 0.05 is 0.71 (observed effect 0.2, d = 0.40)") in page
     import matplotlib.image as mpimg, io
     assert all(mpimg.imread(io.BytesIO(p)).shape[2] in (3, 4) for p in pngs)      # each decodes as an image

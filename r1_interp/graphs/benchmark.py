@@ -119,10 +119,15 @@ def run_graphs(cfg:GraphConfig, layout:Layout, force:bool=False, echo=print, rec
     segments = correctness = None
     if cfg.segment_split:
         hf, _ = load_model(cfg.model)
-        segments = generate_segment_graphs(rm, hf, rm.tokenizer, cfg.segment_prompts(), layout.segments,
+        seg_prompts = cfg.segment_prompts()
+        seg_settings = dict(settings, max_feature_nodes=cfg.segment_max_feature_nodes or cfg.max_feature_nodes)
+        echo(f"segments: {len(seg_prompts)} prompts ({len(cfg.family_prompts())} generated: "
+             f"{', '.join(cfg.families) or 'no families'}), responses of at most {cfg.max_new_tokens} new tokens, "
+             f"graphs capped at {seg_settings['max_feature_nodes']} feature nodes")
+        segments = generate_segment_graphs(rm, hf, rm.tokenizer, seg_prompts, layout.segments,
                                            thinks=model_spec(cfg.model).thinks, max_new_tokens=cfg.max_new_tokens,
                                            delimiter=cfg.segment_delimiter, labels=labels or None, echo=echo,
-                                           rebuild=force, **settings)
+                                           rebuild=force, **seg_settings)
         del hf
         atomic_write_text(layout.segment_summary, segments.to_csv(index=False))
         correctness = write_correctness_groups(segments, layout.segments)

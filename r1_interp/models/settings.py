@@ -199,6 +199,8 @@ class GraphConfig(ModelSettings):
     segment_split: bool = setting(True, doc="also generate each reasoning prompt's response and attribute a token of "
                                             "its thinking and of its answer segment")
     max_new_tokens: int = setting(512, lo=1, doc="bound on the generated response")
+    segment_max_feature_nodes: int | None = setting(None, lo=1, doc="feature-node cap of the segment graphs (None: "
+                                                    "max_feature_nodes); tens of them are made, so a smaller cap fits")
     segment_delimiter: str | None = setting(None, doc="regular expression ending the thinking segment; "
                                          "None: </think> for thinking models, 'Answer:' otherwise")
     n_interventions: int = setting(5, lo=0, doc="top features per graph checked causally (ablated and doubled)")

@@ -317,7 +317,7 @@ def compare_section(outputs) -> str:
                                  if c in rows]])
             for r in rows.itertuples():
                 if math.isfinite(getattr(r, "detectable", math.nan)):
-                    html += (f"<p>Power: with {r.n_a} and {r.n_b} {'pairs' if getattr(r, 'paired', False) else 'graphs'}, "
+                    html += (f"<p>Power: with {f'{r.n_a} pairs' if getattr(r, 'paired', False) else f'{r.n_a} and {r.n_b} graphs'}, "
                              f"the smallest "
                              f"difference in {esc(r.statistic)} this comparison detects with 80% power at alpha 0.05 "
                              f"is {r.detectable:.3g} (observed effect {r.effect:.3g}, "
